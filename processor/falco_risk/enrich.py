@@ -1,0 +1,76 @@
+"""Render the attributes a matching detection adds to a log record."""
+
+from __future__ import annotations
+
+import re
+
+from falco_risk import attributes as attr
+from falco_risk.detection import Detection
+from falco_risk.falco import FalcoAlert, FieldValue
+from falco_risk.otlp_values import AttributeValue
+
+MISSING = "unknown"
+# Attribute values taken from an alert are cut to this many characters so a
+# megabyte command line cannot make a tagged record balloon.
+DEFAULT_MAX_VALUE_LENGTH = 4096
+
+_TOKEN = re.compile(r"\$([A-Za-z0-9_.]+)\$")
+
+
+def extract(detection: Detection, alert: FalcoAlert) -> dict[str, FieldValue]:
+    """The detection's fields found in the alert, by the detection's field name."""
+    found: dict[str, FieldValue] = {}
+    for name, keys in detection.fields:
+        value = alert.field(keys)
+        if value is not None:
+            found[name] = value
+    return found
+
+
+def render(
+    detection: Detection,
+    fields: dict[str, FieldValue],
+    max_value_length: int = DEFAULT_MAX_VALUE_LENGTH,
+) -> dict[str, AttributeValue]:
+    """Every attribute a match adds: extracted fields, risk, annotations and rule identity."""
+    values = {name: found.value[:max_value_length] for name, found in fields.items()}
+    result: dict[str, AttributeValue] = dict(values)
+
+    if detection.risk_objects:
+        target = detection.risk_objects[0]
+        result[attr.RISK_SCORE] = str(target.score)
+        result[attr.RISK_OBJECT] = values.get(target.field, MISSING)
+        result[attr.RISK_OBJECT_TYPE] = target.type
+    result[attr.RISK_MESSAGE] = _TOKEN.sub(
+        lambda m: values.get(m.group(1), MISSING), detection.message
+    )
+
+    techniques = detection.techniques
+    if techniques:
+        result[attr.MITRE_ATTACK] = [t.technique_id for t in techniques]
+        result[attr.MITRE_TECHNIQUE] = _unique(t.technique for t in techniques)
+        result[attr.MITRE_TACTIC] = _unique(t.tactic for t in techniques)
+        result[attr.MITRE_TACTIC_ID] = _unique(t.tactic_id for t in techniques)
+    for key, items in (
+        (attr.KILL_CHAIN_PHASES, detection.kill_chain_phases),
+        (attr.NIST, detection.nist),
+        (attr.CIS20, detection.cis20),
+        (attr.ANALYTIC_STORIES, detection.analytic_stories),
+    ):
+        if items:
+            result[key] = list(items)
+    if detection.impact is not None:
+        result[attr.IMPACT] = str(detection.impact)
+    if detection.confidence is not None:
+        result[attr.CONFIDENCE] = str(detection.confidence)
+
+    result[attr.SECURITY_RULE_NAME] = detection.name
+    result[attr.SECURITY_RULE_UUID] = detection.id
+    result[attr.SECURITY_RULE_VERSION] = str(detection.version)
+    result[attr.SECURITY_RULE_CATEGORY] = detection.type
+    result[attr.SECURITY_RULE_RULESET_NAME] = detection.ruleset
+    return result
+
+
+def _unique(items: object) -> list[str]:
+    return list(dict.fromkeys(items))  # type: ignore[call-overload]
