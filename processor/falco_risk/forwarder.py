@@ -1,0 +1,102 @@
+"""The OTLP/gRPC client toward the next hop.
+
+The forwarder makes one attempt per call and reports what the next hop said.
+It does not retry: the upstream collector retries with its own queue, which is
+where data waits safely, so a retryable failure here becomes UNAVAILABLE with
+RetryInfo upstream.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from falco_risk.outcome import RETRYABLE_CODES, Outcome, ok, retry_later
+
+logger = logging.getLogger(__name__)
+
+EXPORT_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+
+
+class Sink(Protocol):
+    """Where processed requests go: the next hop, or the console."""
+
+    endpoint: str
+
+    def send(self, payload: bytes, timeout: float) -> Outcome:
+        """Deliver one serialized ExportLogsServiceRequest."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class GrpcForwarder:
+    """Sends serialized requests to an OTLP/gRPC endpoint and maps its answer."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        max_message_size: int,
+        retry_after: float,
+        compression: str = "none",
+    ) -> None:
+        self.endpoint = endpoint
+        self._retry_after = retry_after
+        options = [
+            ("grpc.max_send_message_length", max_message_size),
+            ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+        ]
+        self._channel = grpc.insecure_channel(
+            endpoint,
+            options=options,
+            compression=grpc.Compression.Gzip if compression == "gzip" else None,
+        )
+        # Identity serializers: the pipeline hands over bytes and wants bytes back.
+        self._export = self._channel.unary_unary(
+            EXPORT_METHOD, request_serializer=None, response_deserializer=None
+        )
+
+    def send(self, payload: bytes, timeout: float) -> Outcome:
+        try:
+            response: bytes = self._export(payload, timeout=timeout)
+        except grpc.RpcError as error:
+            return self._failure(error)
+        return ok(response)
+
+    def _failure(self, error: grpc.RpcError) -> Outcome:
+        code: grpc.StatusCode = error.code()
+        details: str = error.details() or ""
+        message = f"next hop {self.endpoint} answered {code.name}: {details}"
+        delay = _retry_delay(error)
+
+        if code in RETRYABLE_CODES or (
+            code is grpc.StatusCode.RESOURCE_EXHAUSTED and delay is not None
+        ):
+            return retry_later(message, delay if delay is not None else self._retry_after)
+        return Outcome(code, message)
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+def _retry_delay(error: grpc.RpcError) -> float | None:
+    """The RetryInfo delay the next hop sent with its status, if any."""
+    try:
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    except ValueError:
+        # The details disagree with the status line; treat as no RetryInfo.
+        return None
+    if status is None:
+        return None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return float(info.retry_delay.seconds + info.retry_delay.nanos / 1e9)
+    return None
