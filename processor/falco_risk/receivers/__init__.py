@@ -1,0 +1,1 @@
+"""Protocol adapters: OTLP/gRPC and OTLP/HTTP in front of the pipeline."""

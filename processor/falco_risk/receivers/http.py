@@ -1,0 +1,275 @@
+"""The OTLP/HTTP receiver: ``POST /v1/logs`` in protobuf or JSON, plus health endpoints."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import cast
+
+import grpc
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+
+from falco_risk import otlp_json
+from falco_risk.admission import Admission
+from falco_risk.config import split_endpoint
+from falco_risk.outcome import Outcome, invalid
+from falco_risk.pipeline import Pipeline
+from falco_risk.receivers.grpc import _overloaded
+
+logger = logging.getLogger(__name__)
+
+LOGS_PATH = "/v1/logs"
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+# A client that stops sending mid-request releases its thread after this long.
+_SOCKET_TIMEOUT_SECONDS = 60
+
+
+class RequestTooLargeError(ValueError):
+    """The body, after decompression, exceeds the request limit."""
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every request handler of one receiver shares."""
+
+    pipeline: Pipeline
+    admission: Admission
+    max_request_size: int
+    retry_after: float
+    ready: Callable[[], bool]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    context: _Context
+
+
+class _IPv6Server(_Server):
+    address_family = socket.AF_INET6
+
+
+class HttpReceiver:
+    """Serves OTLP/HTTP log exports and the health endpoints on one address."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        pipeline: Pipeline,
+        admission: Admission,
+        max_request_size: int,
+        retry_after: float,
+        ready: Callable[[], bool],
+    ) -> None:
+        self.endpoint = endpoint
+        host, port = split_endpoint(endpoint)
+        server_class = _IPv6Server if ":" in host else _Server
+        self._server = server_class((host, port), _OtlpHandler)
+        self._server.context = _Context(pipeline, admission, max_request_size, retry_after, ready)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="http-receiver", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop accepting connections; requests already being handled finish on their threads."""
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class _OtlpHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "falco-risk"
+    timeout = _SOCKET_TIMEOUT_SECONDS
+
+    @property
+    def context(self) -> _Context:
+        return cast(_Server, self.server).context
+
+    def log_message(self, format: str, *args: object) -> None:
+        # One line per request would flood the log; statuses are counted instead.
+        return
+
+    def do_GET(self) -> None:
+        if self.path == "/healthz":
+            self._reply_text(HTTPStatus.OK, "ok")
+        elif self.path == "/readyz":
+            is_ready = self.context.ready() and not self.context.admission.draining
+            self._reply_text(
+                HTTPStatus.OK if is_ready else HTTPStatus.SERVICE_UNAVAILABLE,
+                "ready" if is_ready else "not ready",
+            )
+        elif self.path == LOGS_PATH:
+            self._method_not_allowed()
+        else:
+            self._reply_text(HTTPStatus.NOT_FOUND, "not found")
+
+    def do_POST(self) -> None:
+        if self.path != LOGS_PATH:
+            self._discard_body()
+            self._reply_text(HTTPStatus.NOT_FOUND, "not found")
+            return
+
+        media_type = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if media_type not in (PROTOBUF, JSON):
+            self._discard_body()
+            self._reply_text(
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                f"Content-Type must be {PROTOBUF} or {JSON}",
+            )
+            return
+
+        outcome = self._handle_export(media_type)
+        self._reply_outcome(outcome, media_type)
+
+    def do_PUT(self) -> None:
+        self._method_not_allowed()
+
+    def do_DELETE(self) -> None:
+        self._method_not_allowed()
+
+    def do_PATCH(self) -> None:
+        self._method_not_allowed()
+
+    def _handle_export(self, media_type: str) -> Outcome:
+        try:
+            body = self._read_body()
+        except RequestTooLargeError as exc:
+            self.close_connection = True
+            self.context.pipeline.telemetry.requests_refused.add(1, {"reason": "size"})
+            return Outcome(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        except (ValueError, zlib.error, OSError) as exc:
+            self.close_connection = True
+            self.context.pipeline.telemetry.requests_refused.add(1, {"reason": "bad_data"})
+            return invalid(f"cannot read request body: {exc}")
+
+        if media_type == JSON:
+            try:
+                body = otlp_json.parse(body, ExportLogsServiceRequest()).SerializeToString()
+            except otlp_json.OtlpJsonError as exc:
+                self.context.pipeline.telemetry.requests_refused.add(1, {"reason": "bad_data"})
+                return invalid(str(exc))
+
+        with self.context.admission.slot() as admitted:
+            if admitted:
+                return self.context.pipeline.export(body, None, "http")
+        self.context.pipeline.telemetry.requests_refused.add(1, {"reason": "overload"})
+        return _overloaded(self.context.retry_after, self.context.admission.draining)
+
+    def _read_body(self) -> bytes:
+        encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("identity", "gzip", ""):
+            raise ValueError(f"Content-Encoding {encoding!r} is not supported; use gzip or none")
+        body = self._read_raw(self.context.max_request_size if encoding != "gzip" else None)
+        if encoding == "gzip":
+            body = _gunzip(body, self.context.max_request_size)
+        return body
+
+    def _read_raw(self, limit: int | None) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            return self._read_chunked(limit)
+        length_header = self.headers.get("Content-Length")
+        if length_header is None:
+            raise ValueError("Content-Length or chunked Transfer-Encoding is required")
+        length = int(length_header)
+        if length < 0:
+            raise ValueError("negative Content-Length")
+        # A compressed body may legitimately be large; cap it at the same limit.
+        if length > (limit or self.context.max_request_size):
+            limit_text = self.context.max_request_size
+            raise RequestTooLargeError(
+                f"request body of {length} bytes exceeds the limit of {limit_text}"
+            )
+        return self.rfile.read(length)
+
+    def _read_chunked(self, limit: int | None) -> bytes:
+        cap = limit or self.context.max_request_size
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            size = int(self.rfile.readline(1024).split(b";")[0].strip(), 16)
+            if size == 0:
+                self.rfile.readline(1024)
+                return b"".join(parts)
+            total += size
+            if total > cap:
+                raise RequestTooLargeError(
+                    f"request body exceeds the limit of {self.context.max_request_size}"
+                )
+            parts.append(self.rfile.read(size))
+            self.rfile.readline(1024)
+
+    def _discard_body(self) -> None:
+        length = self.headers.get("Content-Length")
+        if length and length.isdigit() and int(length) <= self.context.max_request_size:
+            self.rfile.read(int(length))
+        else:
+            self.close_connection = True
+
+    def _reply_outcome(self, outcome: Outcome, media_type: str) -> None:
+        if outcome.ok:
+            response = ExportLogsServiceResponse.FromString(outcome.response)
+            body = (
+                otlp_json.dumps(response).encode()
+                if media_type == JSON
+                else response.SerializeToString()
+            )
+        else:
+            status = outcome.status_proto()
+            body = (
+                otlp_json.dumps(status).encode()
+                if media_type == JSON
+                else status.SerializeToString()
+            )
+
+        self.send_response(outcome.http_status)
+        self.send_header("Content-Type", media_type)
+        self.send_header("Content-Length", str(len(body)))
+        retry_after = outcome.retry_after_header()
+        if retry_after is not None:
+            self.send_header("Retry-After", retry_after)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _method_not_allowed(self) -> None:
+        self._discard_body()
+        self.send_response(HTTPStatus.METHOD_NOT_ALLOWED)
+        self.send_header("Allow", "POST")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _reply_text(self, status: HTTPStatus, text: str) -> None:
+        body = (text + "\n").encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def _gunzip(data: bytes, limit: int) -> bytes:
+    """Decompress gzip, refusing output beyond ``limit`` bytes before it is produced."""
+    inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+    out = inflater.decompress(data, limit + 1)
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise RequestTooLargeError(f"decompressed body exceeds the limit of {limit} bytes")
+    out += inflater.flush()
+    if len(out) > limit:
+        raise RequestTooLargeError(f"decompressed body exceeds the limit of {limit} bytes")
+    if not inflater.eof:
+        raise ValueError("gzip body is truncated")
+    return out
