@@ -24,7 +24,8 @@ class ConsoleSink:
     endpoint = "stdout"
 
     def __init__(self, stream: TextIO | None = None) -> None:
-        self._stream = stream or sys.stdout
+        # Resolved at each write, so a redirected sys.stdout is honoured.
+        self._stream = stream
         self._lock = threading.Lock()
 
     def send(self, payload: bytes, timeout: float) -> Outcome:
@@ -35,11 +36,12 @@ class ConsoleSink:
             # a corrupt one is first read.
             return invalid(f"request is not a valid ExportLogsServiceRequest: {exc}")
         line = otlp_json.dumps(request)
+        stream = self._stream or sys.stdout
         with self._lock:
-            self._stream.write(line + "\n")
-            self._stream.flush()
+            stream.write(line + "\n")
+            stream.flush()
         return ok(_EMPTY_RESPONSE)
 
     def close(self) -> None:
         with self._lock:
-            self._stream.flush()
+            (self._stream or sys.stdout).flush()

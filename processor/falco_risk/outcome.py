@@ -44,6 +44,8 @@ class Outcome:
     message: str = ""
     response: bytes = b""
     retry_after: float | None = None
+    # An HTTP status for outcomes that only exist in OTLP/HTTP (415).
+    http: HTTPStatus | None = None
 
     @property
     def ok(self) -> bool:
@@ -65,6 +67,8 @@ class Outcome:
     @property
     def http_status(self) -> HTTPStatus:
         """The HTTP status OTLP/HTTP uses for this outcome."""
+        if self.http is not None:
+            return self.http
         return _HTTP_STATUS.get(self.code, HTTPStatus.INTERNAL_SERVER_ERROR)
 
     def retry_after_header(self) -> str | None:

@@ -32,10 +32,16 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 # A client that stops sending mid-request releases its thread after this long.
 _SOCKET_TIMEOUT_SECONDS = 60
+# How quickly the accept loop notices a shutdown request.
+_POLL_SECONDS = 0.1
 
 
 class RequestTooLargeError(ValueError):
     """The body, after decompression, exceeds the request limit."""
+
+
+class UnsupportedEncodingError(ValueError):
+    """The body is compressed with an encoding the receiver does not read."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,10 @@ class HttpReceiver:
         self._server.context = _Context(pipeline, admission, max_request_size, retry_after, ready)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="http-receiver", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": _POLL_SECONDS},
+            name="http-receiver",
+            daemon=True,
         )
 
     def start(self) -> None:
@@ -150,6 +159,12 @@ class _OtlpHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.context.pipeline.telemetry.requests_refused.add(1, {"reason": "size"})
             return Outcome(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        except UnsupportedEncodingError as exc:
+            self.close_connection = True
+            self.context.pipeline.telemetry.requests_refused.add(1, {"reason": "bad_data"})
+            return Outcome(
+                grpc.StatusCode.UNIMPLEMENTED, str(exc), http=HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+            )
         except (ValueError, zlib.error, OSError) as exc:
             self.close_connection = True
             self.context.pipeline.telemetry.requests_refused.add(1, {"reason": "bad_data"})
@@ -171,7 +186,9 @@ class _OtlpHandler(BaseHTTPRequestHandler):
     def _read_body(self) -> bytes:
         encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
         if encoding not in ("identity", "gzip", ""):
-            raise ValueError(f"Content-Encoding {encoding!r} is not supported; use gzip or none")
+            raise UnsupportedEncodingError(
+                f"Content-Encoding {encoding!r} is not supported; use gzip or none"
+            )
         body = self._read_raw(self.context.max_request_size if encoding != "gzip" else None)
         if encoding == "gzip":
             body = _gunzip(body, self.context.max_request_size)
