@@ -48,7 +48,8 @@ class Rendered:
 
     def container(self) -> dict[str, Any]:
         """Return the falco-risk container."""
-        (found,) = [c for c in self.pod_spec()["containers"] if c["name"] == "falco-risk"]
+        containers: list[dict[str, Any]] = self.pod_spec()["containers"]
+        (found,) = [c for c in containers if c["name"] == "falco-risk"]
         return found
 
     def config_file(self) -> dict[str, Any]:
