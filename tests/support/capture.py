@@ -30,7 +30,6 @@ IDENTITY_ONLY = 1
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 # The trailer the reference Python OTLP exporter reads its back-off from.
 PYTHON_RETRY_INFO_KEY = "google.rpc.retryinfo-bin"
-# google.rpc.Code values equal grpc.StatusCode's first element.
 Metadata: TypeAlias = dict[str, str | bytes]
 
 
@@ -113,9 +112,13 @@ class Recorder:
         """Every log record of the accepted requests."""
         return flatten(self.requests())
 
+    def record_count(self) -> int:
+        """Number of records in the accepted requests."""
+        return sum(a.records for a in self.attempts() if a.reply.accepted)
+
     def wait_for_records(self, count: int, timeout: float) -> list[Captured]:
         """Wait until at least `count` records were accepted and return them all."""
-        self._wait(lambda: len(self.records()) >= count, timeout, f"{count} records")
+        self._wait(lambda: self.record_count() >= count, timeout, f"{count} records")
         return self.records()
 
     def wait_for_attempts(self, count: int, timeout: float) -> list[Attempt]:
@@ -147,6 +150,7 @@ class _RpcStatus(grpc.Status):
 
 def rpc_status(reply: Reply) -> grpc.Status:
     """Build the gRPC status for an error reply, with RetryInfo if asked."""
+    # google.rpc.Code numbers are the first element of grpc.StatusCode values.
     status = Status(code=reply.code.value[0], message=reply.message)
     trailers: tuple[tuple[str, bytes], ...] = ()
     if reply.retry_delay_s is not None:
