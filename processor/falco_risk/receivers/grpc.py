@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from concurrent import futures
+from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -16,6 +17,7 @@ from falco_risk.pipeline import Pipeline
 logger = logging.getLogger(__name__)
 
 SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
+RETRY_INFO_TRAILER = "google.rpc.retryinfo-bin"
 # Threads beyond the admission limit, so that requests over the limit are
 # refused at once by a free thread instead of waiting in gRPC's own queue.
 _SPARE_WORKERS = 8
@@ -75,8 +77,30 @@ class GrpcReceiver:
                 outcome = _overloaded(self._retry_after, self._admission.draining)
         if outcome.ok:
             return outcome.response
-        context.abort_with_status(rpc_status.to_status(outcome.status_proto()))
+        context.abort_with_status(_grpc_status(outcome))
         raise AssertionError("abort_with_status returned")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class _Status(grpc.Status):
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, str | bytes], ...]
+
+
+def _grpc_status(outcome: Outcome) -> grpc.Status:
+    """The status with its details, RetryInfo also in the trailer some OTLP clients read.
+
+    The OpenTelemetry Python exporter takes the delay from a
+    ``google.rpc.retryinfo-bin`` trailer; other clients read the RetryInfo in
+    ``grpc-status-details-bin``. Both are sent.
+    """
+    base = rpc_status.to_status(outcome.status_proto())
+    trailers = tuple(base.trailing_metadata)
+    info = outcome.retry_info()
+    if info is not None:
+        trailers += ((RETRY_INFO_TRAILER, info.SerializeToString()),)
+    return _Status(base.code, base.details, trailers)
 
 
 def _overloaded(delay: float, draining: bool) -> Outcome:
