@@ -60,14 +60,14 @@ def test_directory_loads_every_yaml_file_in_name_order(tmp_path: Path) -> None:
 
     catalog = load_catalog([str(tmp_path)])
 
-    assert [d.id for d in catalog.detections] == ["custom-0", "custom-1"]
+    assert [d.id for d in catalog.detections] == [SEED_ID, "custom-0", "custom-1"]
 
 
 def test_explicit_score_overrides_impact_and_confidence(tmp_path: Path) -> None:
     """A risk object's own score is used as given."""
     catalog = load_catalog([write(tmp_path, MINIMAL)])
 
-    assert catalog.detections[0].risk_objects[0].score == 30
+    assert catalog.detections[-1].risk_objects[0].score == 30
 
 
 @pytest.mark.parametrize(
@@ -103,12 +103,13 @@ def test_bad_technique_id_is_refused(tmp_path: Path) -> None:
         load_catalog([write(tmp_path, text)])
 
 
-def test_duplicate_ids_are_refused(tmp_path: Path) -> None:
-    """Two detections may not share an id."""
-    path = write(tmp_path, MINIMAL)
+def test_duplicate_ids_in_one_file_are_refused(tmp_path: Path) -> None:
+    """Two detections in one file may not share an id."""
+    second = MINIMAL.split("detections:\n", 1)[1]
+    path = write(tmp_path, MINIMAL + second)
 
-    with pytest.raises(CatalogError, match="defined twice"):
-        load_catalog([path, path])
+    with pytest.raises(CatalogError, match="defined twice in one file"):
+        load_catalog([path])
 
 
 def test_missing_file_is_reported(tmp_path: Path) -> None:
