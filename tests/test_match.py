@@ -149,7 +149,8 @@ conditions = st.recursive(
 @st.composite
 def records(draw: st.DrawFn) -> LogRecord:
     """A Falco alert record in one of the shapes the collector delivers."""
-    text = f"10:00:00.000000000: {draw(st.sampled_from(PRIORITIES))} {' '.join(draw(st.lists(word, max_size=4)))}"
+    priority = draw(st.sampled_from(PRIORITIES))
+    text = f"10:00:00.000000000: {priority} {' '.join(draw(st.lists(word, max_size=4)))}"
     rule = " ".join(draw(st.lists(word, min_size=1, max_size=2)))
     tags = draw(st.lists(word, max_size=3))
     fields = {"user.name": draw(word), "k8s.ns.name": draw(word)}

@@ -169,7 +169,10 @@ detections:
     match: {{rule: Terminal shell in container}}
     fields: {{user: [user.name], namespace: [k8s.ns.name]}}
     mitre_attack:
-      - {{technique_id: T1059, technique: Command and Scripting Interpreter, tactic: Execution, tactic_id: TA0002}}
+      - technique_id: T1059
+        technique: Command and Scripting Interpreter
+        tactic: Execution
+        tactic_id: TA0002
     risk:
       objects: [{{field: user, type: user, score: 60}}]
       message: Terminal shell by $user$.
