@@ -117,7 +117,7 @@ def test_tag_table_with_catalog_from_the_environment(
 
 
 def test_explain_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """explain names the match with field origins, the non-alert, the failed part, the suppression."""
+    """explain names the match, field origins, the non-alert, the failed part, the suppression."""
     catalog = tmp_path / "catalog.yaml"
     catalog.write_text(SUPPRESSING)
 
