@@ -109,3 +109,12 @@ def read(body: str) -> FalcoAlert:
     found = read_alert(body, {})
     assert found is not None
     return found
+
+
+def test_value_of_the_wrong_shape_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    """A detection whose version is not a number is refused, not a crash."""
+    path = tmp_path / "odd.yml"
+    path.write_text("name: x\nid: y\nversion: v2\ntype: TTP\nsearch: '\"a phrase\"'\n")
+
+    with pytest.raises(EscuError, match=r"odd\.yml: cannot import: ValueError"):
+        import_escu([str(path)])

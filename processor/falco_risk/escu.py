@@ -64,7 +64,13 @@ def import_escu(paths: Iterable[str]) -> ImportResult:
             raise EscuError(f"{path}: cannot read: {exc.strerror}") from exc
         except yaml.YAMLError as exc:
             raise EscuError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
-        result.detections.append(convert(document, path, result))
+        try:
+            result.detections.append(convert(document, path, result))
+        except EscuError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            # A value of an unexpected shape deep in the file: name the file, not a traceback.
+            raise EscuError(f"{path}: cannot import: {type(exc).__name__}: {exc}") from exc
     return result
 
 

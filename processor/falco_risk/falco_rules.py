@@ -106,7 +106,12 @@ def import_falco_rules(
     rules: dict[str, _Rule] = {}
     for path in paths:
         for index, entry in enumerate(_entries(path)):
-            _apply(entry, rules, f"{Path(path).name}: item {index + 1}", path, result)
+            try:
+                _apply(entry, rules, f"{Path(path).name}: item {index + 1}", path, result)
+            except (TypeError, AttributeError, KeyError) as exc:
+                raise FalcoRulesError(
+                    f"{path}: item {index + 1}: cannot import: {type(exc).__name__}: {exc}"
+                ) from exc
 
     known = load_catalog() if known is None else known
     for rule in rules.values():
