@@ -1,10 +1,14 @@
 """Tests for applying the seed detection to records."""
 
+import datetime as dt
 from collections import Counter
+from dataclasses import replace
+from pathlib import Path
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from falco_risk.catalog import load_catalog
+from falco_risk.catalog import Catalog, load_catalog
+from falco_risk.detection import RiskObject
 from falco_risk.tagger import Tagger
 from otlp_builders import attributes, falco_json, records, request_with
 
@@ -26,6 +30,7 @@ SHELL_FIELDS = {
     "k8s.pod.name": "web-7d9f",
 }
 
+SEED_ID = "d2feef92-d54a-4a19-8306-b47c6ceba5b2"
 EXPECTED_SEED_ATTRIBUTES = {
     "container_image": "docker.io/library/nginx",
     "container_image_tag": "1.27",
@@ -78,7 +83,9 @@ def test_shell_alert_gets_every_seed_attribute() -> None:
 
 def test_missing_values_render_as_unknown_and_are_not_invented() -> None:
     """Absent fields are left out, and the message and risk object say 'unknown'."""
-    output = "10:00:00.0: Notice A shell was spawned in a container with an attached terminal"
+    output = (
+        "10:00:00.000000000: Notice A shell was spawned in a container with an attached terminal"
+    )
     request = request_with(falco_json(output, **{"proc.name": "sh", "user.name": "<NA>"}))
 
     tag(request)
@@ -149,3 +156,118 @@ def test_prefilter_rejects_requests_without_the_phrase() -> None:
 
     assert tagger.may_match(b"xx A SHELL WAS SPAWNED IN A CONTAINER xx")
     assert not tagger.may_match(request_with("hello", "world").SerializeToString())
+
+
+def two_detection_catalog(tmp_path: Path, seed_score: str = "") -> Catalog:
+    """The seed plus a rule-keyed detection scoring 60, with a CI suppression."""
+    text = f"""
+detections:
+  - id: falco-terminal-shell
+    name: Terminal shell in container
+    version: 1
+    type: TTP
+    match: {{rule: Terminal shell in container}}
+    fields: {{user: [user.name], namespace: [k8s.ns.name]}}
+    mitre_attack:
+      - technique_id: T1059
+        technique: Command and Scripting Interpreter
+        tactic: Execution
+        tactic_id: TA0002
+    risk:
+      objects: [{{field: user, type: user, score: 60}}]
+      message: Terminal shell by $user$.
+    suppressions:
+      - name: ci-namespace
+        reason: CI jobs open shells in their runners
+        when: {{field: {{name: namespace, equals: ci}}}}
+{seed_score}"""
+    path = tmp_path / "catalog.yaml"
+    path.write_text(text)
+    return load_catalog([str(path)])
+
+
+def test_highest_score_wins_and_all_matches_are_listed(tmp_path: Path) -> None:
+    """Two matches: the record gets the higher-scored detection and lists both names."""
+    request = request_with(falco_json(SHELL_OUTPUT, **SHELL_FIELDS))
+
+    tally = Tagger(two_detection_catalog(tmp_path)).tag(request)
+
+    tagged = attributes(records(request)[0])
+    assert tally.tagged == {"falco-terminal-shell": 1}
+    assert tagged["risk_score"] == "60"
+    assert tagged["annotations.mitre_attack"] == ["T1059"]
+    assert tagged["falco_risk.matched_detections"] == [
+        "Kubernetes Falco Shell Spawned",
+        "Terminal shell in container",
+    ]
+    assert "container_name" not in tagged  # the loser's fields are not merged in
+
+
+def test_equal_scores_go_to_the_earlier_detection(tmp_path: Path) -> None:
+    """With equal scores the detection earlier in the catalog wins."""
+    catalog = two_detection_catalog(tmp_path)
+    seed = replace(catalog.detections[0], risk_objects=(RiskObject("user", "user", 60),))
+    request = request_with(falco_json(SHELL_OUTPUT, **SHELL_FIELDS))
+
+    Tagger(Catalog((seed, catalog.detections[1]))).tag(request)
+
+    assert attributes(records(request)[0])["security_rule.uuid"] == SEED_ID
+
+
+def test_suppressed_match_is_skipped_and_counted_without_stopping_others(tmp_path: Path) -> None:
+    """A suppression of one detection leaves the record to the other matching detection."""
+    fields = {**SHELL_FIELDS, "k8s.ns.name": "ci"}
+    request = request_with(falco_json(SHELL_OUTPUT, **fields))
+
+    tally = Tagger(two_detection_catalog(tmp_path)).tag(request)
+
+    tagged = attributes(records(request)[0])
+    assert tally.suppressed == {("falco-terminal-shell", "ci-namespace"): 1}
+    assert tally.tagged == {SEED_ID: 1}
+    assert tagged["risk_score"] == "49"
+    assert "falco_risk.matched_detections" not in tagged
+
+
+def test_record_whose_every_match_is_suppressed_keeps_its_bytes(tmp_path: Path) -> None:
+    """Suppressed records are forwarded untouched."""
+    disable_seed = f"  - {{id: {SEED_ID}, enabled: false}}\n"
+    fields = {**SHELL_FIELDS, "k8s.ns.name": "ci"}
+    request = request_with(falco_json(SHELL_OUTPUT, **fields))
+    before = request.SerializeToString()
+
+    tally = Tagger(two_detection_catalog(tmp_path, disable_seed)).tag(request)
+
+    assert tally.tagged == {}
+    assert tally.suppressed == {("falco-terminal-shell", "ci-namespace"): 1}
+    assert request.SerializeToString() == before
+
+
+def test_expired_suppression_no_longer_applies(tmp_path: Path) -> None:
+    """Past its expiry date a suppression is ignored."""
+    catalog = two_detection_catalog(tmp_path)
+    rule_keyed = catalog.detections[1]
+    (suppression,) = rule_keyed.suppressions
+    expired = replace(suppression, expires=dt.date(2020, 1, 1))
+    tagger = Tagger(Catalog((replace(rule_keyed, suppressions=(expired,)),)))
+    request = request_with(falco_json(SHELL_OUTPUT, **{**SHELL_FIELDS, "k8s.ns.name": "ci"}))
+
+    tally = tagger.tag(request)
+
+    assert tally.tagged == {"falco-terminal-shell": 1}
+    assert tally.suppressed == {}
+
+
+def test_counts_are_kept_by_the_count_by_values() -> None:
+    """Each tagged record is counted under the values of the seed's count_by fields."""
+    request = request_with(
+        falco_json(SHELL_OUTPUT, **SHELL_FIELDS),
+        falco_json(SHELL_OUTPUT, **SHELL_FIELDS),
+        falco_json(SHELL_OUTPUT, **{**SHELL_FIELDS, "user.name": "alice"}),
+    )
+
+    tally = Tagger(load_catalog()).tag(request)
+
+    counted = {dict(pairs)["user"]: count for (_, _, pairs), count in tally.counts.items()}
+    assert counted == {"root": 2, "alice": 1}
+    (pairs, *_) = [pairs for (_, _, pairs) in tally.counts]
+    assert [name for name, _ in pairs] == list(load_catalog().detections[0].count_by)

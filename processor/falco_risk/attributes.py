@@ -30,3 +30,8 @@ SECURITY_RULE_UUID: Final = "security_rule.uuid"
 SECURITY_RULE_VERSION: Final = "security_rule.version"
 SECURITY_RULE_CATEGORY: Final = "security_rule.category"
 SECURITY_RULE_RULESET_NAME: Final = "security_rule.ruleset.name"
+
+# Set only when more than one detection matched a record: the names of all of
+# them, in catalog order. The record carries the attributes of one: the
+# highest risk score, the earliest in the catalog among equals.
+MATCHED_DETECTIONS: Final = "falco_risk.matched_detections"

@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from falco_risk import __version__
+from falco_risk import __version__, commands_catalog, commands_tag
 from falco_risk.catalog import load_catalog
 from falco_risk.config import load_config
 from falco_risk.errors import CatalogError, ConfigError
@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     serve.add_argument("--log-format", choices=("auto", "json", "text"))
+
+    # Detection catalog commands: check, tag, explain, import-escu, import-falco-rules.
+    commands_catalog.register(commands)
+    commands_tag.register(commands)
     return parser
 
 
@@ -64,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if hasattr(args, "run"):
+        code: int = args.run(args)
+        return code
     return EXIT_USAGE  # pragma: no cover - argparse requires a command
 
 

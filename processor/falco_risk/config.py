@@ -55,6 +55,11 @@ class Config:
     allow_insecure_listen: bool = False
     log_level: str = "info"
     log_format: str = "auto"
+    # Detection catalog: seconds between checks of the catalog files for
+    # changes (0: reload on SIGHUP only), and the cap on distinct series of
+    # the falco_risk.detection.matches counter.
+    catalog_reload_interval: float = 5.0
+    count_series_limit: int = 1000
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -195,3 +200,12 @@ def _validate(config: Config) -> None:
             raise ConfigError(
                 f"{key} must be one of {', '.join(allowed)}, got {getattr(config, key)!r}"
             )
+
+    if config.catalog_reload_interval < 0:
+        raise ConfigError(
+            f"catalog_reload_interval must be 0 or more, got {config.catalog_reload_interval!r}"
+        )
+    if config.count_series_limit <= 0:
+        raise ConfigError(
+            f"count_series_limit must be greater than 0, got {config.count_series_limit!r}"
+        )

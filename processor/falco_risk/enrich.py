@@ -36,18 +36,23 @@ def render(
     values = {name: found.value[:max_value_length] for name, found in fields.items()}
     result: dict[str, AttributeValue] = dict(values)
 
-    if detection.risk_objects:
-        target = detection.risk_objects[0]
+    target = detection.risk_object
+    if target is not None:
         result[attr.RISK_SCORE] = str(target.score)
         result[attr.RISK_OBJECT] = values.get(target.field, MISSING)
         result[attr.RISK_OBJECT_TYPE] = target.type
+    threats = [(values[t.field], t.type) for t in detection.threat_objects if t.field in values]
+    if threats:
+        # Splunk's risk events carry threat objects as two parallel multivalue fields.
+        result[attr.THREAT_OBJECT] = [value for value, _ in threats]
+        result[attr.THREAT_OBJECT_TYPE] = [kind for _, kind in threats]
     result[attr.RISK_MESSAGE] = _TOKEN.sub(
         lambda m: values.get(m.group(1), MISSING), detection.message
     )
 
     techniques = detection.techniques
     if techniques:
-        result[attr.MITRE_ATTACK] = [t.technique_id for t in techniques]
+        result[attr.MITRE_ATTACK] = _unique(t.technique_id for t in techniques)
         result[attr.MITRE_TECHNIQUE] = _unique(t.technique for t in techniques)
         result[attr.MITRE_TACTIC] = _unique(t.tactic for t in techniques)
         result[attr.MITRE_TACTIC_ID] = _unique(t.tactic_id for t in techniques)

@@ -116,6 +116,7 @@ class Pipeline:
         self.telemetry.records_received.add(tally.records, {"protocol": protocol})
         for detection_id, count in tally.tagged.items():
             self.telemetry.records_tagged.add(count, {"detection": detection_id})
+        self.telemetry.detections.record(tally)
         if tally.malformed:
             self.telemetry.records_malformed.add(tally.malformed)
             self._malformed_warning.add(tally.malformed, tally.last_error)

@@ -15,6 +15,7 @@ from falco_risk.forwarder import GrpcForwarder, Sink
 from falco_risk.pipeline import Limits, Pipeline
 from falco_risk.receivers.grpc import GrpcReceiver
 from falco_risk.receivers.http import HttpReceiver
+from falco_risk.reload import CatalogReloader
 from falco_risk.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,10 @@ class Server:
             Limits(config.forward_max_request_size, config.forward_timeout),
             telemetry,
         )
+        self.pipeline.telemetry.detections.series_limit = config.count_series_limit
+        self.reloader = CatalogReloader(
+            config.catalog, self.pipeline, config.catalog_reload_interval, self.pipeline.telemetry
+        )
         self.grpc = GrpcReceiver(
             config.grpc_endpoint,
             self.pipeline,
@@ -56,14 +61,16 @@ class Server:
     def start(self) -> None:
         self.grpc.start()
         self.http.start()
+        self.reloader.start()
         self._ready = True
-        detections = self.pipeline.tagger.catalog.detections
+        detections = self.pipeline.tagger.catalog.enabled
         logger.info(
             "falco-risk listening: OTLP/gRPC on %s, OTLP/HTTP on %s; forwarding to %s; "
-            "%d detection(s) loaded: %s",
+            "catalog %s with %d detection(s): %s",
             _address(self.config.grpc_endpoint, self.grpc.port),
             _address(self.config.http_endpoint, self.http.port),
             self.sink.endpoint,
+            self.pipeline.tagger.catalog.version,
             len(detections),
             ", ".join(d.name for d in detections),
         )
@@ -72,6 +79,7 @@ class Server:
         """Run until SIGTERM or SIGINT, then drain; returns when stopped."""
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
+        signal.signal(signal.SIGHUP, lambda signum, frame: self.reloader.request())
         self.start()
         self._stopping.wait()
         self.stop()
@@ -88,6 +96,7 @@ class Server:
         drained = self.admission.drain(grace)
         self.grpc.stop(grace=1.0)
         self.http.stop()
+        self.reloader.stop()
         self.sink.close()
         if drained:
             logger.info("falco-risk stopped; all requests in flight were answered")

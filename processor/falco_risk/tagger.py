@@ -1,17 +1,37 @@
-"""Apply the catalog to the records of a decoded request."""
+"""Apply the catalog to the records of a decoded request.
+
+Every enabled detection is tried on each Falco alert. A match that one of its
+detection's suppressions covers is set aside (and counted); of the matches
+left, the record gets the attributes of the one with the highest risk score,
+the earliest in the catalog among equals. When more than one matched, the
+record also lists all their names. Records nothing matches keep their bytes.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
+from falco_risk import attributes as attr
 from falco_risk.catalog import Catalog
 from falco_risk.detection import Detection
-from falco_risk.enrich import extract, render
-from falco_risk.falco import FalcoAlert, MalformedAlertError, read_alert
+from falco_risk.enrich import MISSING, extract, render
+from falco_risk.falco import FalcoAlert, FieldValue, MalformedAlertError, read_alert
 from falco_risk.otlp_values import kvlist_to_dict, set_attributes, to_python
+from falco_risk.suppress import Suppression
+
+logger = logging.getLogger(__name__)
+
+# Values of count_by fields are cut to this many characters before they
+# become metric attributes.
+MAX_COUNT_VALUE_LENGTH = 256
+
+CountKey = tuple[str, str, tuple[tuple[str, str], ...]]
 
 
 @dataclass
@@ -22,15 +42,42 @@ class TagTally:
     tagged: dict[str, int] = field(default_factory=dict)
     malformed: int = 0
     last_error: str = ""
+    # (detection id, suppression name) -> records the suppression kept untagged.
+    suppressed: dict[tuple[str, str], int] = field(default_factory=dict)
+    # (detection id, detection name, count_by pairs) -> tagged records.
+    counts: dict[CountKey, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the catalog makes of one alert."""
+
+    matched: tuple[Detection, ...] = ()
+    suppressed: tuple[tuple[Detection, Suppression], ...] = ()
+
+    @property
+    def winner(self) -> Detection | None:
+        """The detection whose attributes the record gets."""
+        best: Detection | None = None
+        for detection in self.matched:
+            if best is None or detection.risk_score > best.risk_score:
+                best = detection
+        return best
 
 
 class Tagger:
-    """Finds the records a catalog matches and adds the matching detection's attributes."""
+    """Finds the records a catalog matches and adds the winning detection's attributes."""
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
+        self._detections = catalog.enabled
         needles = catalog.needles
         self._needles = None if needles is None else tuple(needles)
+        # Suppressions already expired were reported by the catalog loader.
+        now = time.time()
+        self._expired_noticed = {
+            (d.id, s.name) for d in self._detections for s in d.suppressions if s.expired(now)
+        }
 
     def may_match(self, data: bytes) -> bool:
         """False only when no record in ``data`` can match any detection."""
@@ -42,6 +89,7 @@ class Tagger:
     def tag(self, request: ExportLogsServiceRequest) -> TagTally:
         """Tag matching records in place and report the counts."""
         tally = TagTally()
+        now = time.time()
         for resource_logs in request.resource_logs:
             resource: dict[str, object] | None = None
             for scope_logs in resource_logs.scope_logs:
@@ -51,10 +99,12 @@ class Tagger:
                         continue
                     if resource is None:
                         resource = kvlist_to_dict(resource_logs.resource.attributes)
-                    self._tag_record(record, resource, tally)
+                    self._tag_record(record, resource, tally, now)
         return tally
 
-    def _tag_record(self, record: LogRecord, resource: dict[str, object], tally: TagTally) -> None:
+    def _tag_record(
+        self, record: LogRecord, resource: dict[str, object], tally: TagTally, now: float
+    ) -> None:
         try:
             alert = read_alert(to_python(record.body), kvlist_to_dict(record.attributes))
         except MalformedAlertError as exc:
@@ -68,17 +118,81 @@ class Tagger:
         if alert is None:
             return
 
-        detection = self.match(alert, resource)
-        if detection is None:
+        verdict = self.judge(alert, resource, now)
+        for detection, suppression in verdict.suppressed:
+            pair = (detection.id, suppression.name)
+            tally.suppressed[pair] = tally.suppressed.get(pair, 0) + 1
+        winner = verdict.winner
+        if winner is None:
             return
-        set_attributes(record, render(detection, extract(detection, alert)))
-        tally.tagged[detection.id] = tally.tagged.get(detection.id, 0) + 1
 
-    def match(self, alert: FalcoAlert, resource: dict[str, object]) -> Detection | None:
-        """The first detection in catalog order that matches the alert, if any."""
+        fields = extract(winner, alert)
+        values = render(winner, fields)
+        if len(verdict.matched) > 1:
+            values[attr.MATCHED_DETECTIONS] = [d.name for d in verdict.matched]
+        set_attributes(record, values)
+        tally.tagged[winner.id] = tally.tagged.get(winner.id, 0) + 1
+        if winner.count_by:
+            key = (winner.id, winner.name, _count_pairs(winner, fields))
+            tally.counts[key] = tally.counts.get(key, 0) + 1
+
+    def judge(
+        self, alert: FalcoAlert, resource: Mapping[str, object], now: float | None = None
+    ) -> Verdict:
+        """Which enabled detections match the alert, and which of those are suppressed."""
         if alert.source == "internal":
-            return None
-        for detection in self.catalog.detections:
-            if detection.condition.matches(alert, resource):
-                return detection
+            return Verdict()
+        now = time.time() if now is None else now
+        matched: list[Detection] = []
+        suppressed: list[tuple[Detection, Suppression]] = []
+        for detection in self._detections:
+            if not detection.condition.matches(alert, resource):
+                continue
+            suppression = self._suppression(detection, alert, resource, now)
+            if suppression is None:
+                matched.append(detection)
+            else:
+                suppressed.append((detection, suppression))
+        return Verdict(tuple(matched), tuple(suppressed))
+
+    def match(self, alert: FalcoAlert, resource: Mapping[str, object]) -> Detection | None:
+        """The detection whose attributes the alert would get, if any."""
+        return self.judge(alert, resource).winner
+
+    def _suppression(
+        self,
+        detection: Detection,
+        alert: FalcoAlert,
+        resource: Mapping[str, object],
+        now: float,
+    ) -> Suppression | None:
+        for suppression in detection.suppressions:
+            if suppression.expired(now):
+                self._notice_expiry(detection, suppression)
+                continue
+            if suppression.condition.matches(alert, resource):
+                return suppression
         return None
+
+    def _notice_expiry(self, detection: Detection, suppression: Suppression) -> None:
+        key = (detection.id, suppression.name)
+        if key in self._expired_noticed:
+            return
+        self._expired_noticed.add(key)
+        logger.warning(
+            "suppression %r of detection %r expired on %s and no longer applies",
+            suppression.name,
+            detection.id,
+            suppression.expires,
+        )
+
+
+def _count_pairs(
+    detection: Detection, fields: Mapping[str, FieldValue]
+) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for name in detection.count_by:
+        found = fields.get(name)
+        value = MISSING if found is None else found.value[:MAX_COUNT_VALUE_LENGTH]
+        pairs.append((name, value))
+    return tuple(pairs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
 
 from falco_risk import __version__
+from falco_risk.counts import DetectionCounts
 
 METER_NAME = "falco_risk"
 
@@ -48,4 +49,13 @@ class Telemetry:
             "falco_risk.downstream.failures",
             unit="{request}",
             description="Failed sends to the next hop, by gRPC status code.",
+        )
+
+        # Detection catalog: per-detection counts (count_by), suppressions
+        # and catalog reloads.
+        self.detections = DetectionCounts(meter)
+        self.catalog_reloads = meter.create_counter(
+            "falco_risk.catalog.reloads",
+            unit="{reload}",
+            description="Catalog reload attempts, by result (loaded, refused).",
         )
