@@ -32,6 +32,9 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 # A client that stops sending mid-request releases its thread after this long.
 _SOCKET_TIMEOUT_SECONDS = 60
+# A refused body up to this size is read and dropped so that the client, still
+# sending, can read the answer; a larger one is cut off by closing.
+_DRAIN_LIMIT = 16 * 1024 * 1024
 # How quickly the accept loop notices a shutdown request.
 _POLL_SECONDS = 0.1
 
@@ -156,7 +159,6 @@ class _OtlpHandler(BaseHTTPRequestHandler):
         try:
             body = self._read_body()
         except RequestTooLargeError as exc:
-            self.close_connection = True
             self.context.pipeline.telemetry.requests_refused.add(1, {"reason": "size"})
             return Outcome(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         except UnsupportedEncodingError as exc:
@@ -206,6 +208,7 @@ class _OtlpHandler(BaseHTTPRequestHandler):
         # A compressed body may legitimately be large; cap it at the same limit.
         if length > (limit or self.context.max_request_size):
             limit_text = self.context.max_request_size
+            self._discard_body()
             raise RequestTooLargeError(
                 f"request body of {length} bytes exceeds the limit of {limit_text}"
             )
@@ -229,11 +232,18 @@ class _OtlpHandler(BaseHTTPRequestHandler):
             self.rfile.readline(1024)
 
     def _discard_body(self) -> None:
+        """Read and drop a body that will not be used, so the client can read the answer."""
         length = self.headers.get("Content-Length")
-        if length and length.isdigit() and int(length) <= self.context.max_request_size:
-            self.rfile.read(int(length))
-        else:
+        if not (length and length.isdigit() and int(length) <= _DRAIN_LIMIT):
             self.close_connection = True
+            return
+        remaining = int(length)
+        while remaining > 0:
+            chunk = self.rfile.read(min(remaining, 1 << 16))
+            if not chunk:
+                self.close_connection = True
+                return
+            remaining -= len(chunk)
 
     def _reply_outcome(self, outcome: Outcome, media_type: str) -> None:
         if outcome.ok:
