@@ -123,7 +123,7 @@ def test_otelcol_filelog_tails_falco_container_log_into_falco_risk(
     downstream = peers.start(Rotel(capture.endpoint))
     sidecar = peers.start(Sidecar(downstream.grpc_endpoint))
     pod_uid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
-    log = pod_log_path(tmp_path, f"falco-{new_uid()[:5]}", pod_uid)
+    log = pod_log_path(tmp_path, new_uid()[:5], pod_uid)
     log.parent.mkdir(parents=True)
     shell, other = shell_alert(), sensitive_file_alert()
     log.write_text(
@@ -142,3 +142,30 @@ def test_otelcol_filelog_tails_falco_container_log_into_falco_risk(
     assert tagged.attributes["container_image"] == "docker.io/library/nginx"
     assert "risk_score" not in untouched.attributes
     assert sum(1 for r in arrived if r.attributes.get("risk_score") == "49") == 2
+
+
+def test_shipped_local_collector_config_feeds_falco_risk(
+    peers: Processes, capture: CaptureServer, tmp_path: Path
+) -> None:
+    """The shipped local collector config, run by otelcol-contrib, delivers alerts tagged."""
+    downstream = peers.start(Rotel(capture.endpoint))
+    sidecar = peers.start(Sidecar(downstream.grpc_endpoint))
+    log = pod_log_path(tmp_path, "b2c3d", "1a2b3c4d-0000-4000-8000-0a1b2c3d4e5f")
+    log.parent.mkdir(parents=True)
+    shell = shell_alert()
+    log.write_text(shell.cri_line() + "\n")
+    shipped = (
+        Path(__file__).parents[2] / "collector-config" / "local" / "filelog-to-falco-risk.yaml"
+    )
+    env = {
+        "FALCO_LOG_GLOB": str(tmp_path / "var" / "log" / "pods" / "*" / "falco" / "*.log"),
+        "FALCO_RISK_HTTP_ENDPOINT": sidecar.http_endpoint,
+    }
+
+    peers.start(OtelCol(shipped, env=env))
+
+    (record,) = capture.wait_for_records(1, WAIT_S * 2)
+    assert record.resource["com.splunk.sourcetype"] == "kube:container:falco"
+    assert record.attributes["risk_message"] == (
+        f"A shell is spawned in the container app-{shell.uid} by user root."
+    )

@@ -15,7 +15,9 @@ sending queue is dropped.
 """
 
 import importlib.util
+import os
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,10 +156,11 @@ def validate(config_path: Path) -> None:
 class OtelCol(ChildProcess):
     """otelcol-contrib running one config file."""
 
-    def __init__(self, config_path: Path) -> None:
+    def __init__(self, config_path: Path, env: Mapping[str, str] | None = None) -> None:
         self.config_path = config_path
         argv = [str(otelcol_binary()), f"--config=file:{config_path}"]
-        super().__init__(argv, name="otelcol-contrib")
+        environment = {**os.environ, **env} if env else None
+        super().__init__(argv, name="otelcol-contrib", env=environment)
 
     def start(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
         """Start the collector and wait until it logs that its pipelines run."""
