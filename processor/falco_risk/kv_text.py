@@ -9,9 +9,12 @@ parentheses and pipes included.
 Command lines are free text: inside the value of a command-like key
 (`command`, `cmdline`, `proc.args`, ...) only a label Falco's rules use, a
 label with an underscore or a field of a Falco field class ends the value,
-so `dd if=/dev/zero of=/tmp/x` stays whole.  The price: a short custom label
-right after a command (`command=ls hash=1`) is read as part of the command,
-and a command holding ` user.name=x` (`git -c user.name=x`) is cut there.
+so `dd if=/dev/zero of=/tmp/x` stays whole.  Syscall argument lists
+(`socket_info=%evt.args`) are read the same way, except that argument names
+(`type`, `proto`, `fd`, ...) do not end them either.  The price: a short
+custom label right after a command (`command=ls hash=1`) is read as part of
+the command, and a command holding ` user.name=x` (`git -c user.name=x`) is
+cut there.
 """
 
 from __future__ import annotations
@@ -35,10 +38,25 @@ _CONTAINER_INFO_RE = re.compile(r"(?:^|\s)(\S+) \(id=([0-9a-f]{12,64}|host)\)$")
 
 _ABSENT = frozenset({"", "<NA>"})
 
-_FREE_FORM = frozenset(
-    {"command", "cmdline", "pcmdline", "proc_pcmdline", "args", "env", "module", "socket_info"}
+# How far a value runs: to any key, to a known key (command lines), or to a
+# known key that is no syscall argument name (syscall argument lists).
+_ANY_KEY, _KNOWN_KEY, _NON_ARGUMENT_KEY = range(3)
+
+_COMMAND_KEYS = frozenset(
+    {"command", "cmdline", "pcmdline", "proc_pcmdline", "args", "env", "module"}
 )
-_FREE_FORM_SUFFIXES = ("cmdline", "args", "exeline")
+_COMMAND_SUFFIXES = ("cmdline", "exeline", "proc.args")
+_ARGUMENT_KEYS = frozenset({"socket_info", "evt.args", "evt_args"})
+
+# Argument names of syscall events, as `%evt.args` writes them.
+_SYSCALL_ARGUMENTS = frozenset(
+    {
+        "addr", "cmd", "data", "dev", "dirfd", "domain", "fd", "flags", "gid",
+        "ino", "len", "linkpath", "mode", "name", "newdir", "newpath", "olddir",
+        "oldpath", "path", "pid", "proto", "request", "res", "size", "target",
+        "tid", "tuple", "type", "uid",
+    }
+)  # fmt: skip
 
 # First parts of the Falco field names (syscall, k8s audit and plugin
 # sources) that may appear as keys.
@@ -107,27 +125,38 @@ def _key_spans(region: str) -> list[tuple[str, int, int]]:
     spans: list[tuple[str, int, int]] = []
     key = ""
     start = 0
-    free_form = False
+    runs_to = _ANY_KEY
     for match in _KEY_RE.finditer(region):
         candidate = match.group(1)
-        if free_form and not _ends_free_form(candidate):
+        if runs_to != _ANY_KEY and not _ends_value(candidate, runs_to):
             continue
         if key:
             spans.append((key, start, match.start()))
         key = candidate
         start = match.end()
-        free_form = candidate in _FREE_FORM or candidate.endswith(_FREE_FORM_SUFFIXES)
+        runs_to = _value_kind(candidate)
 
     if key:
         spans.append((key, start, len(region)))
     return spans
 
 
-def _ends_free_form(key: str) -> bool:
-    """Tell whether `key` ends the value of a command-like key."""
+def _value_kind(key: str) -> int:
+    """Tell how far the value of `key` runs."""
+    if key in _COMMAND_KEYS or key.endswith(_COMMAND_SUFFIXES):
+        return _KNOWN_KEY
+    if key in _ARGUMENT_KEYS:
+        return _NON_ARGUMENT_KEY
+    return _ANY_KEY
+
+
+def _ends_value(key: str, runs_to: int) -> bool:
+    """Tell whether `key` ends a command line or a syscall argument list."""
     base = key.partition("[")[0]
     if "." in base:
         return base.partition(".")[0] in _FIELD_CLASSES
+    if runs_to == _NON_ARGUMENT_KEY and base in _SYSCALL_ARGUMENTS:
+        return False
     return base in _LABELS or "_" in base
 
 
