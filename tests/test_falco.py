@@ -159,6 +159,41 @@ def test_read_alert_body_json_wins_over_attributes() -> None:
     )
 
 
+def test_read_alert_json_without_output_property() -> None:
+    """JSON written with json_include_output_property off is an alert without text."""
+    body = (
+        '{"priority":"Notice","rule":"Terminal shell in container",'
+        '"time":"2024-01-02T03:04:05.000000006Z","output_fields":{"proc.name":"sh"}}'
+    )
+
+    alert = read_alert(body, {})
+
+    assert alert is not None
+    assert (alert.shape, alert.text, alert.message, alert.time) == (
+        "json",
+        "",
+        "",
+        "2024-01-02T03:04:05.000000006Z",
+    )
+    assert alert.field(["proc.name"]) == FieldValue("sh", "output_fields[proc.name]")
+
+
+def test_read_alert_attributes_take_host_of_syslog_prefix() -> None:
+    """Without a `hostname` attribute, the host of the body's syslog prefix is used."""
+    body = "Jan  2 03:04:05 node-4 falco[1]: 03:04:05.000000006: Notice Shell (user=root)"
+    attributes: dict[str, object] = {"rule": "Terminal shell in container", "priority": ""}
+
+    alert = read_alert(body, attributes)
+
+    assert alert is not None
+    assert (alert.shape, alert.hostname, alert.priority, alert.text) == (
+        "attributes",
+        "node-4",
+        "Notice",
+        "03:04:05.000000006: Notice Shell (user=root)",
+    )
+
+
 # --- field lookup ------------------------------------------------------------
 
 
