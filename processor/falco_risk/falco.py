@@ -1,21 +1,27 @@
 """Recognise Falco alerts in log records and read them, whatever the body shape.
 
-Four shapes are read: a string body holding Falco's JSON alert ("json"), a
-string body holding a text alert ("text"), a map body the collector parsed
-from that JSON ("map"), and alert keys placed in the record attributes,
-including falcosidekick's OTLP logs output ("attributes").
+Four shapes are read, first match wins: a string body holding Falco's JSON
+alert ("json", also behind a CRI or syslog prefix), a map body the
+collector parsed from that JSON ("map"), alert keys in the record
+attributes ("attributes": `output` with `rule` or `priority`, or `rule` and
+a Falco `priority` with the output text in the body, as falcosidekick's
+OTLP logs output sends it), and a string body holding a text alert
+("text": a Falco time and priority near the start of the line).
 
-Not an alert (None): a record with no Falco time-and-priority header and no
-alert keys, such as Falco's own log lines and other programs' logs.
+Not an alert (None): a record with neither such a header nor such keys:
+Falco's own log lines (including a syscall drop logged, not alerted),
+other programs' logs, empty bodies.  A JSON alert wrapped in another JSON
+object (docker's json-file `{"log": ...}`) is not unwrapped.
 
 Malformed (MalformedAlertError): a record that names itself an alert but
-cannot be read: a `{...}` string holding two of the keys `output`, `rule`,
-`priority`, `output_fields` (or an `output` that starts with a Falco header)
-that is not valid JSON; an alert mapping whose `output` is not a string,
-whose `output_fields` is not a mapping, whose `rule`, `priority`, `source`,
-`hostname` or `time` is a list or mapping, or whose numbers cannot be
-written out.  A text alert whose field list cannot be read is not
-malformed: it is returned with the fields that could be read.
+cannot be read: a `{...}` string that is not valid JSON yet holds two of
+the keys `output`, `rule`, `priority`, `output_fields` or an `output` that
+starts with a Falco header; an alert mapping whose `output` is not a
+string, whose `output_fields` is not a mapping, whose `rule`, `priority`,
+`source`, `hostname` or `time` is a list or a mapping, whose `tags` is
+neither a list nor a string, or that holds a number too long to write
+out.  A text alert whose field list cannot be read is not malformed: it
+comes back with the fields that could be read.
 """
 
 from __future__ import annotations
