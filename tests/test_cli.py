@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from support.alerts import alerts_request, shell_alert
@@ -58,3 +60,22 @@ def test_non_loopback_listener_without_opt_in_exits_2() -> None:
 
     assert code == 2
     assert "allow_insecure_listen" in stderr
+
+
+def test_output_cut_short_by_the_reader_is_not_an_error(tmp_path: Path) -> None:
+    """`falco-risk tag ... | head -1` ends quietly with exit 0, no traceback."""
+    alerts = tmp_path / "alerts.jsonl"
+    alerts.write_text("\n".join(shell_alert().json() for _ in range(3000)) + "\n")
+    command = [sys.executable, "-m", "falco_risk", "tag", str(alerts)]
+
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        first = process.stdout.readline()
+        process.stdout.close()
+        stderr = process.stderr.read()
+        code = process.wait(timeout=60)
+
+    assert b"risk_score" in first
+    assert code == 0
+    assert b"Traceback" not in stderr
