@@ -22,6 +22,9 @@ class TagTally:
     tagged: dict[str, int] = field(default_factory=dict)
     malformed: int = 0
     last_error: str = ""
+    # Matching records a suppression rule left untagged, by rule; the metric
+    # falco_risk.records.suppressed is fed from here.
+    suppressed: dict[str, int] = field(default_factory=dict)
 
 
 class Tagger:
