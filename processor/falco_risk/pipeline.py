@@ -150,6 +150,11 @@ class Pipeline:
             response.partial_success.error_message = "; ".join(messages)
         return Outcome(grpc.StatusCode.OK, response=response.SerializeToString())
 
+    def flush_warnings(self) -> None:
+        """Log the per-record problems counted since the last warning."""
+        self._malformed_warning.flush()
+        self.downstream_warning.flush()
+
     def _count(self, tally: TagTally, transport: dict[str, str]) -> None:
         self.telemetry.records_received.add(tally.records, transport)
         for detection_id, count in tally.tagged.items():
