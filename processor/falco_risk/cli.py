@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from falco_risk import __version__
+from falco_risk import __version__, stats
 from falco_risk.catalog import load_catalog
 from falco_risk.config import load_config
 from falco_risk.errors import CatalogError, ConfigError
@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     serve.add_argument("--log-format", choices=("auto", "json", "text"))
+    stats.add_parser(commands)
     return parser
 
 
@@ -64,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "stats":
+        return stats.main(args)
     return EXIT_USAGE  # pragma: no cover - argparse requires a command
 
 
