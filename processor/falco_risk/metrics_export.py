@@ -20,7 +20,7 @@ from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import MeterProvider as ApiMeterProvider
 from opentelemetry.metrics import NoOpMeterProvider
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import (
     MetricExporter,
     MetricReader,
@@ -68,7 +68,13 @@ class MetricsExport:
             readers.append(PrometheusMetricReader(registry=self._registry))
 
         self._sdk = (
-            MeterProvider(metric_readers=readers, resource=_resource(), shutdown_on_exit=False)
+            MeterProvider(
+                metric_readers=readers,
+                resource=_resource(),
+                shutdown_on_exit=False,
+                # falco-risk records no traces, so exemplars would never be filled.
+                exemplar_filter=AlwaysOffExemplarFilter(),
+            )
             if readers
             else None
         )

@@ -1,18 +1,27 @@
 """falco-risk's own metrics, recorded through the OpenTelemetry metrics API.
 
-Counts are added once per request, never once per record, so the data path
-pays a handful of calls per request whatever its size. Names and units follow
-OpenTelemetry's metric naming conventions; the README's "Self-monitoring"
-section describes each one.
+Counts are added once per request, never once per record. They go into plain
+totals that the SDK reads through observable counters at each collection: an
+SDK counter call costs microseconds, a total costs a dict update under a lock.
+Histograms are SDK instruments, recorded once per request (and per send to the
+next hop). Names and units follow OpenTelemetry's metric naming conventions;
+the README's "Self-monitoring" section describes each one.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
-from opentelemetry.metrics import CallbackOptions, MeterProvider, NoOpMeterProvider, Observation
+from opentelemetry.metrics import (
+    CallbackOptions,
+    Meter,
+    MeterProvider,
+    NoOpMeterProvider,
+    Observation,
+)
 
 from falco_risk import __version__
 from falco_risk.catalog import Catalog
@@ -55,48 +64,78 @@ DURATION_BUCKETS_SECONDS: Final = (
 SIZE_BUCKETS_BYTES: Final = tuple(float(1 << shift) for shift in range(10, 27, 2))
 
 
+class Total:
+    """A monotonic count per attribute set, reported as an OpenTelemetry counter."""
+
+    def __init__(self, meter: Meter, name: str, unit: str, description: str) -> None:
+        self._lock = threading.Lock()
+        self._totals: dict[tuple[tuple[str, str], ...], int] = {}
+        meter.create_observable_counter(
+            name, callbacks=[self._observe], unit=unit, description=description
+        )
+
+    def add(self, amount: int, attributes: Mapping[str, str] | None = None) -> None:
+        """Add ``amount`` to the total of this attribute set."""
+        key = tuple(sorted(attributes.items())) if attributes else ()
+        with self._lock:
+            self._totals[key] = self._totals.get(key, 0) + amount
+
+    def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            totals = list(self._totals.items())
+        return [Observation(value, dict(key)) for key, value in totals]
+
+
 class Telemetry:
     """The instruments the data path records into."""
 
     def __init__(self, provider: MeterProvider | None = None) -> None:
         meter = (provider or NoOpMeterProvider()).get_meter(METER_NAME, __version__)
         self._meter = meter
-        self.requests_received = meter.create_counter(
+        self.requests_received = Total(
+            meter,
             "falco_risk.requests.received",
             unit="{request}",
             description="Export requests received, by transport.",
         )
-        self.records_received = meter.create_counter(
+        self.records_received = Total(
+            meter,
             "falco_risk.records.received",
             unit="{record}",
             description="Log records received, by transport.",
         )
-        self.records_tagged = meter.create_counter(
+        self.records_tagged = Total(
+            meter,
             "falco_risk.records.tagged",
             unit="{record}",
             description="Log records tagged, by detection.",
         )
-        self.records_suppressed = meter.create_counter(
+        self.records_suppressed = Total(
+            meter,
             "falco_risk.records.suppressed",
             unit="{record}",
             description="Matching records left untagged by a suppression rule, by rule.",
         )
-        self.records_malformed = meter.create_counter(
+        self.records_malformed = Total(
+            meter,
             "falco_risk.records.malformed",
             unit="{record}",
             description="Records that looked like Falco alerts but could not be read.",
         )
-        self.records_forwarded = meter.create_counter(
+        self.records_forwarded = Total(
+            meter,
             "falco_risk.records.forwarded",
             unit="{record}",
             description="Log records the next hop accepted.",
         )
-        self.requests_refused = meter.create_counter(
+        self.requests_refused = Total(
+            meter,
             "falco_risk.requests.refused",
             unit="{request}",
             description="Requests refused before reaching the next hop, by reason.",
         )
-        self.downstream_failures = meter.create_counter(
+        self.downstream_failures = Total(
+            meter,
             "falco_risk.downstream.failures",
             unit="{request}",
             description="Sends to the next hop that failed, by gRPC status code.",
