@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -323,8 +324,9 @@ def test_startup_log_names_addresses_tls_metrics_and_detections(
     assert started["detections"] == 1
 
 
-def test_grpc_health_is_not_serving_while_draining() -> None:
+def test_grpc_health_is_not_serving_while_draining(caplog: pytest.LogCaptureFixture) -> None:
     """During a drain the health service says NOT_SERVING and /readyz 503; the request finishes."""
+    caplog.set_level(logging.INFO, logger="falco_risk.server")
     with CaptureServer() as hop:
         hop.set_reply(Reply(delay_s=3.0))
         config = Config(
@@ -360,6 +362,9 @@ def test_grpc_health_is_not_serving_while_draining() -> None:
     assert during == health_pb2.HealthCheckResponse.NOT_SERVING
     assert readyz == 503
     assert answers == [grpc.StatusCode.OK]
+    (stopped,) = [r for r in caplog.records if r.getMessage().startswith("falco-risk stopped")]
+    assert stopped.getMessage().startswith("falco-risk stopped: 1 request(s) in flight drained in")
+    assert stopped.drained == 1  # type: ignore[attr-defined]
 
 
 def _wait(condition: object) -> None:
