@@ -245,6 +245,24 @@ def test_metrics_are_pushed_over_otlp_grpc() -> None:
             ]
 
 
+def test_last_metrics_are_pushed_at_shutdown() -> None:
+    """SIGTERM pushes the final counts, even when the next interval is far away."""
+    with MetricsCapture() as receiver, CaptureServer() as hop:
+        sidecar = FalcoRisk(
+            forward_endpoint=hop.endpoint,
+            metrics_otlp_endpoint=receiver.endpoint,
+            metrics_interval="3600",
+        )
+        with sidecar:
+            sidecar.export(SHELL, "plain")
+            pushed_before_stop = len(receiver.requests())
+
+            code = sidecar.terminate()
+
+        assert (code, pushed_before_stop) == (0, 0)
+        assert receiver.values("falco_risk.records.forwarded") == {frozenset(): 2}
+
+
 def test_metrics_are_pushed_over_otlp_http_through_rotel() -> None:
     """OTLP/HTTP metrics are accepted by rotel-agent, which passes them on unchanged."""
     rotel_binary = Path(__import__("rotel").__file__).parent / "rotel-agent"

@@ -38,7 +38,10 @@ SERVICE: str = "falco-risk"
 OTLP_METRICS_PATH = "/v1/metrics"
 # A push that takes longer than this is abandoned; the next one carries the
 # same cumulative values, so nothing is lost but resolution.
-EXPORT_TIMEOUT_SECONDS = 10.0
+EXPORT_TIMEOUT_SECONDS = 5.0
+# The last push at shutdown gets this long, so that a collector that is down
+# delays the exit of a draining pod by seconds, not by a retry schedule.
+SHUTDOWN_TIMEOUT_SECONDS = 2.0
 
 
 class MetricsExport:
@@ -106,7 +109,7 @@ class MetricsExport:
     def shutdown(self) -> None:
         """Push the last values and stop serving scrapes."""
         if self._sdk is not None:
-            self._sdk.shutdown(timeout_millis=EXPORT_TIMEOUT_SECONDS * 1000)
+            self._sdk.shutdown(timeout_millis=SHUTDOWN_TIMEOUT_SECONDS * 1000)
         if self._prometheus is not None:
             server, thread = self._prometheus
             server.shutdown()
