@@ -257,7 +257,7 @@ def test_last_metrics_are_pushed_at_shutdown() -> None:
             sidecar.export(SHELL, "plain")
             pushed_before_stop = len(receiver.requests())
 
-            code = sidecar.terminate()
+            code = sidecar.terminate(timeout=WAIT_S)
 
         assert (code, pushed_before_stop) == (0, 0)
         assert receiver.values("falco_risk.records.forwarded") == {frozenset(): 2}
