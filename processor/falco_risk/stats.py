@@ -111,23 +111,27 @@ def render(current: Snapshot, previous: Snapshot | None, source: str) -> str:
             )
         return f"{delta / span:.1f}"
 
+    breakdowns = [
+        (heading, name, split, current.by(name, split)) for heading, name, split in _BREAKDOWNS
+    ]
+    width = max([28] + [len(key) + 4 for *_, values in breakdowns for key in values])
     version = current.label("catalog_detections", "falco_risk_catalog_version")
     lines = [
         f"falco-risk at {source}",
         f"catalog {version or '?'}: {current.total('catalog_detections'):.0f} detection(s); "
         f"requests in flight: {current.total('requests_active'):.0f}",
         "",
-        f"{'':<28}{'total':>12}{'per s':>10}",
+        f"{'':<{width}}{'total':>12}{'per s':>10}",
     ]
     for label, name in _TOTALS:
-        lines.append(f"{label:<28}{current.total(name):>12.0f}{rate(name):>10}")
-    for heading, name, split in _BREAKDOWNS:
-        values = current.by(name, split)
+        lines.append(f"{label:<{width}}{current.total(name):>12.0f}{rate(name):>10}")
+    for heading, name, split, values in breakdowns:
         if not values:
             continue
         lines += ["", heading]
         for key, value in sorted(values.items(), key=lambda item: -item[1]):
-            lines.append(f"  {key or '-':<26}{value:>12.0f}{rate(name, (split, key)):>10}")
+            label = f"  {key or '-'}"
+            lines.append(f"{label:<{width}}{value:>12.0f}{rate(name, (split, key)):>10}")
     return "\n".join(lines) + "\n"
 
 
