@@ -1,6 +1,8 @@
-"""Tests for the count_by metric and the suppression counter, read through the OpenTelemetry SDK."""
+"""Tests for the count_by and suppression metrics, read through the OpenTelemetry SDK."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -12,6 +14,7 @@ from falco_risk.tagger import TagTally
 from falco_risk.telemetry import Telemetry
 from otlp_builders import falco_json, request_with
 from test_pipeline import RecordingSink
+from test_tagger import SHELL_FIELDS, SHELL_OUTPUT, two_detection_catalog
 
 SHELL = "10:00:00.0: Notice A shell was spawned in a container with an attached terminal"
 
@@ -60,10 +63,7 @@ def test_series_beyond_the_cap_go_to_one_overflow_series() -> None:
     """Past the cap, new combinations are counted together under otel.metric.overflow."""
     reader = InMemoryMetricReader()
     counts = DetectionCounts(MeterProvider(metric_readers=[reader]).get_meter("t"), series_limit=2)
-    tally = TagTally(
-        counts={("d", "D", (("user", name),)): 1 for name in ("a", "b", "c", "d")},
-        suppressed={("d", "ci"): 3},
-    )
+    tally = TagTally(counts={("d", "D", (("user", name),)): 1 for name in ("a", "b", "c", "d")})
 
     counts.record(tally)
     counts.record(TagTally(counts={("d", "D", (("user", "a"),)): 5}))
@@ -72,7 +72,24 @@ def test_series_beyond_the_cap_go_to_one_overflow_series() -> None:
     assert matches[frozenset({("otel.metric.overflow", True)})] == 2
     by_user = {dict(k).get("user"): v for k, v in matches.items() if len(k) > 1}
     assert by_user == {"a": 6, "b": 1}
-    suppressed = points(reader, "falco_risk.records.suppressed")
-    assert suppressed == {
-        frozenset({("security_rule.uuid", "d"), ("falco_risk.suppression", "ci")}): 3
+
+
+def test_suppressed_records_are_counted_by_detection_and_rule(tmp_path: Path) -> None:
+    """A suppression's records appear under falco_risk.records.suppressed with its name."""
+    reader = InMemoryMetricReader()
+    telemetry = Telemetry(MeterProvider(metric_readers=[reader]))
+    catalog = two_detection_catalog(tmp_path)
+    pipeline = Pipeline(catalog, RecordingSink(), Limits(4 << 20, 5.0), telemetry)
+    alert = falco_json(SHELL_OUTPUT, **{**SHELL_FIELDS, "k8s.ns.name": "ci"})
+
+    pipeline.export(request_with(alert, alert).SerializeToString())
+
+    assert points(reader, "falco_risk.records.suppressed") == {
+        frozenset(
+            {
+                ("security_rule.uuid", "falco-terminal-shell"),
+                ("security_rule.name", "Terminal shell in container"),
+                ("falco_risk.suppression.rule", "ci-namespace"),
+            }
+        ): 2
     }

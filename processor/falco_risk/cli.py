@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from falco_risk import __version__, commands_catalog, commands_tag
+from falco_risk import __version__, commands_catalog, commands_tag, stats
 from falco_risk.catalog import load_catalog
 from falco_risk.config import load_config
 from falco_risk.errors import CatalogError, ConfigError
@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Detection catalog commands: check, tag, explain, import-escu, import-falco-rules.
     commands_catalog.register(commands)
     commands_tag.register(commands)
+    stats.add_parser(commands)
     return parser
 
 
@@ -69,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "stats":
+        return stats.main(args)
     if hasattr(args, "run"):
         code: int = args.run(args)
         return code

@@ -35,6 +35,8 @@ DEFAULT_DRAIN_SECONDS = 30.0
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "text")
 COMPRESSIONS = ("none", "gzip")
+DEFAULT_METRICS_INTERVAL_SECONDS = 60.0
+METRICS_PROTOCOLS = ("grpc", "http")
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,12 @@ class Config:
     # the falco_risk.detection.matches counter.
     catalog_reload_interval: float = 5.0
     count_series_limit: int = 1000
+    # Self-monitoring: where falco-risk's own metrics go, and what /readyz requires.
+    metrics_otlp_endpoint: str = ""
+    metrics_otlp_protocol: str = "grpc"
+    metrics_interval: float = DEFAULT_METRICS_INTERVAL_SECONDS
+    metrics_prometheus_endpoint: str = ""
+    ready_requires_forward: bool = True
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -194,6 +202,7 @@ def _validate(config: Config) -> None:
         "forward_compression": COMPRESSIONS,
         "log_level": LOG_LEVELS,
         "log_format": LOG_FORMATS,
+        "metrics_otlp_protocol": METRICS_PROTOCOLS,
     }
     for key, allowed in choices.items():
         if getattr(config, key) not in allowed:
@@ -209,3 +218,38 @@ def _validate(config: Config) -> None:
         raise ConfigError(
             f"count_series_limit must be greater than 0, got {config.count_series_limit!r}"
         )
+    _validate_metrics(config)
+
+
+def _validate_metrics(config: Config) -> None:
+    """Check the self-monitoring keys; a metrics push to our own receiver would loop."""
+    if config.metrics_interval <= 0:
+        raise ConfigError(
+            f"metrics_interval must be greater than 0, got {config.metrics_interval!r}"
+        )
+    if config.metrics_prometheus_endpoint:
+        split_endpoint(config.metrics_prometheus_endpoint)
+    if not config.metrics_otlp_endpoint:
+        return
+
+    target = split_endpoint(config.metrics_otlp_endpoint)
+    for key in ("grpc_endpoint", "http_endpoint"):
+        if _reaches(target, split_endpoint(getattr(config, key))):
+            raise ConfigError(
+                f"metrics_otlp_endpoint {config.metrics_otlp_endpoint!r} is falco-risk's own "
+                f"{key}; send metrics to a collector, not back into falco-risk"
+            )
+
+
+def _reaches(target: tuple[str, int], listen: tuple[str, int]) -> bool:
+    """True when connecting to ``target`` would reach a listener bound to ``listen``."""
+    (target_host, target_port), (listen_host, listen_port) = target, listen
+    if target_port != listen_port or listen_port == 0:
+        return False
+    if target_host == listen_host:
+        return True
+    # A wildcard listener is reached through loopback too; another host on the
+    # same port (the collector's own 4317) is a different process.
+    wildcard = ("0.0.0.0", "::")
+    own = is_loopback(target_host) or target_host in wildcard
+    return own and (is_loopback(listen_host) or listen_host in wildcard)

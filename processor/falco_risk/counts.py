@@ -20,13 +20,15 @@ from falco_risk.tagger import CountKey, TagTally
 
 DEFAULT_SERIES_LIMIT: Final = 1000
 MATCHES_METRIC: Final = "falco_risk.detection.matches"
-SUPPRESSED_METRIC: Final = "falco_risk.records.suppressed"
 OVERFLOW_ATTRIBUTE: Final = "otel.metric.overflow"
-SUPPRESSION_ATTRIBUTE: Final = "falco_risk.suppression"
 
 
 class DetectionCounts:
-    """Records the per-detection counts of each request into two counters."""
+    """Records the per-detection counts of each request into one counter.
+
+    Suppressions are counted by the pipeline's own telemetry
+    (``falco_risk.records.suppressed``).
+    """
 
     def __init__(self, meter: Meter, series_limit: int = DEFAULT_SERIES_LIMIT) -> None:
         self.series_limit = series_limit
@@ -34,11 +36,6 @@ class DetectionCounts:
             MATCHES_METRIC,
             unit="{record}",
             description="Tagged records by detection and the values of its count_by fields.",
-        )
-        self.suppressed: Counter = meter.create_counter(
-            SUPPRESSED_METRIC,
-            unit="{record}",
-            description="Records a suppression kept untagged, by detection and suppression.",
         )
         self._series: set[CountKey] = set()
         self._lock = threading.Lock()
@@ -53,11 +50,6 @@ class DetectionCounts:
                 overflow += count
         if overflow:
             self.matches.add(overflow, {OVERFLOW_ATTRIBUTE: True})
-        for (detection_id, suppression), count in tally.suppressed.items():
-            self.suppressed.add(
-                count,
-                {attr.SECURITY_RULE_UUID: detection_id, SUPPRESSION_ATTRIBUTE: suppression},
-            )
 
     def _admit(self, key: CountKey) -> bool:
         if key in self._series:

@@ -62,6 +62,11 @@ class GrpcForwarder:
             EXPORT_METHOD, request_serializer=None, response_deserializer=None
         )
 
+    @property
+    def channel(self) -> grpc.Channel:
+        """The channel to the next hop, for readiness checks that watch its state."""
+        return self._channel
+
     def send(self, payload: bytes, timeout: float) -> Outcome:
         try:
             response: bytes = self._export(payload, timeout=timeout)

@@ -9,7 +9,6 @@ next hop has answered.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
 
@@ -23,9 +22,19 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from falco_risk.catalog import Catalog
 from falco_risk.forwarder import Sink
 from falco_risk.outcome import Outcome, invalid, ok
+from falco_risk.rate_limited import RateLimitedWarning
+from falco_risk.record_count import count_records
 from falco_risk.split import split_request
 from falco_risk.tagger import Tagger, TagTally
-from falco_risk.telemetry import Telemetry
+from falco_risk.telemetry import (
+    ERROR_TYPE,
+    REFUSED_BAD_DATA,
+    RULE_NAME,
+    RULE_UUID,
+    SUPPRESSION_RULE,
+    TRANSPORT,
+    Telemetry,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,23 +60,46 @@ class Pipeline:
         self.sink = sink
         self.limits = limits
         self.telemetry = telemetry or Telemetry()
-        self._malformed_warning = _RateLimitedWarning(_WARN_INTERVAL_SECONDS)
+        self._malformed_warning = RateLimitedWarning(
+            logger,
+            "records looked like Falco alerts but could not be read; they were forwarded untouched",
+            _WARN_INTERVAL_SECONDS,
+        )
+        self.downstream_warning = RateLimitedWarning(
+            logger,
+            "requests failed at the next hop",
+            _WARN_INTERVAL_SECONDS,
+        )
+        self._rules: tuple[Catalog | None, dict[str, dict[str, str]]] = (None, {})
 
     def export(self, raw: bytes, timeout: float | None = None, protocol: str = "grpc") -> Outcome:
         """Process one serialized ExportLogsServiceRequest and return the upstream's answer."""
-        self.telemetry.requests.add(1, {"protocol": protocol})
+        started = time.perf_counter()
+        transport = {TRANSPORT: protocol}
+        self.telemetry.requests_received.add(1, transport)
+        self.telemetry.request_size.record(len(raw), transport)
+
+        outcome = self._export(raw, timeout, transport)
+
+        self.telemetry.request_duration.record(time.perf_counter() - started, transport)
+        return outcome
+
+    def _export(self, raw: bytes, timeout: float | None, transport: dict[str, str]) -> Outcome:
         if not raw:
             return ok(_EMPTY_RESPONSE)
 
         tagger = self.tagger
         small = len(raw) <= self.limits.forward_max_request_size
         if small and not tagger.may_match(raw):
-            return self._send([raw], timeout, records=None)
+            records = count_records(raw)
+            if records is not None:
+                self.telemetry.records_received.add(records, transport)
+            return self._send([raw], timeout, records=records)
 
         try:
             request = ExportLogsServiceRequest.FromString(raw)
         except (DecodeError, RecursionError) as exc:
-            self.telemetry.requests_refused.add(1, {"reason": "bad_data"})
+            self.telemetry.refused(REFUSED_BAD_DATA, transport[TRANSPORT])
             return invalid(f"request is not a valid ExportLogsServiceRequest: {exc}")
 
         try:
@@ -76,7 +108,7 @@ class Pipeline:
             # Tagging is best effort; the records themselves must still go on.
             logger.exception("tagging failed; forwarding the request as received")
             return self._send([raw], timeout, records=None)
-        self._count(tally, protocol)
+        self._count(tally, transport)
         if tally.tagged or not small:
             pieces = split_request(request, self.limits.forward_max_request_size)
         else:
@@ -93,10 +125,16 @@ class Pipeline:
         rejected = 0
         messages: list[str] = []
         for piece in pieces:
+            started = time.perf_counter()
             outcome = self.sink.send(piece, max(deadline - time.monotonic(), 0.001))
+            elapsed = time.perf_counter() - started
             if not outcome.ok:
-                self.telemetry.downstream_failures.add(1, {"code": outcome.code.name})
+                failure = {ERROR_TYPE: outcome.code.name}
+                self.telemetry.downstream_duration.record(elapsed, failure)
+                self.telemetry.downstream_failures.add(1, failure)
+                self.downstream_warning.add(1, outcome.message, outcome.code.name)
                 return outcome
+            self.telemetry.downstream_duration.record(elapsed)
             partial = ExportLogsServiceResponse.FromString(outcome.response).partial_success
             rejected += partial.rejected_log_records
             if partial.error_message:
@@ -112,35 +150,28 @@ class Pipeline:
             response.partial_success.error_message = "; ".join(messages)
         return Outcome(grpc.StatusCode.OK, response=response.SerializeToString())
 
-    def _count(self, tally: TagTally, protocol: str) -> None:
-        self.telemetry.records_received.add(tally.records, {"protocol": protocol})
+    def flush_warnings(self) -> None:
+        """Log the per-record problems counted since the last warning."""
+        self._malformed_warning.flush()
+        self.downstream_warning.flush()
+
+    def _count(self, tally: TagTally, transport: dict[str, str]) -> None:
+        self.telemetry.records_received.add(tally.records, transport)
         for detection_id, count in tally.tagged.items():
-            self.telemetry.records_tagged.add(count, {"detection": detection_id})
+            self.telemetry.records_tagged.add(count, self._rule_attributes(detection_id))
+        for (detection_id, rule), count in tally.suppressed.items():
+            attributes = {**self._rule_attributes(detection_id), SUPPRESSION_RULE: rule}
+            self.telemetry.records_suppressed.add(count, attributes)
         self.telemetry.detections.record(tally)
         if tally.malformed:
             self.telemetry.records_malformed.add(tally.malformed)
             self._malformed_warning.add(tally.malformed, tally.last_error)
 
-
-class _RateLimitedWarning:
-    """Summarises per-record problems in at most one log line per interval."""
-
-    def __init__(self, interval: float) -> None:
-        self._interval = interval
-        self._lock = threading.Lock()
-        self._pending = 0
-        self._next = 0.0
-
-    def add(self, count: int, example: str) -> None:
-        with self._lock:
-            self._pending += count
-            now = time.monotonic()
-            if now < self._next:
-                return
-            pending, self._pending, self._next = self._pending, 0, now + self._interval
-        logger.warning(
-            "%d records looked like Falco alerts but could not be read; "
-            "they were forwarded untouched (last problem: %s)",
-            pending,
-            example,
-        )
+    def _rule_attributes(self, detection_id: str) -> dict[str, str]:
+        """The metric attributes naming a detection, rebuilt when the catalog changes."""
+        catalog, rules = self._rules
+        if catalog is not self.tagger.catalog:
+            catalog = self.tagger.catalog
+            rules = {d.id: {RULE_UUID: d.id, RULE_NAME: d.name} for d in catalog.detections}
+            self._rules = (catalog, rules)
+        return rules.get(detection_id) or {RULE_UUID: detection_id}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from types import FrameType
 
 from falco_risk.admission import Admission
@@ -12,7 +13,9 @@ from falco_risk.catalog import Catalog
 from falco_risk.config import Config
 from falco_risk.console import ConsoleSink
 from falco_risk.forwarder import GrpcForwarder, Sink
+from falco_risk.metrics_export import MetricsExport
 from falco_risk.pipeline import Limits, Pipeline
+from falco_risk.readiness import NextHopProbe, Readiness
 from falco_risk.receivers.grpc import GrpcReceiver
 from falco_risk.receivers.http import HttpReceiver
 from falco_risk.reload import CatalogReloader
@@ -29,9 +32,10 @@ class Server:
     ) -> None:
         self.config = config
         self._stopping = threading.Event()
-        self._ready = False
         self.sink = _make_sink(config)
         self.admission = Admission(config.max_in_flight)
+        self.metrics = MetricsExport(config)
+        telemetry = telemetry or Telemetry(self.metrics.provider)
         self.pipeline = Pipeline(
             catalog,
             self.sink,
@@ -42,6 +46,8 @@ class Server:
         self.reloader = CatalogReloader(
             config.catalog, self.pipeline, config.catalog_reload_interval, self.pipeline.telemetry
         )
+        telemetry.observe(lambda: self.admission.in_flight, lambda: self.pipeline.tagger.catalog)
+        self.readiness = Readiness(self.admission, _next_hop_probe(config, self.sink))
         self.grpc = GrpcReceiver(
             config.grpc_endpoint,
             self.pipeline,
@@ -55,24 +61,32 @@ class Server:
             self.admission,
             config.max_request_size,
             config.retry_after,
-            ready=lambda: self._ready,
+            ready=self.readiness,
         )
+        self.metrics.start()
 
     def start(self) -> None:
         self.grpc.start()
         self.http.start()
         self.reloader.start()
-        self._ready = True
-        detections = self.pipeline.tagger.catalog.enabled
+        self.readiness.started()
+        catalog = self.pipeline.tagger.catalog
+        detections = catalog.enabled
+        fields = {
+            "grpc_endpoint": _address(self.config.grpc_endpoint, self.grpc.port),
+            "http_endpoint": _address(self.config.http_endpoint, self.http.port),
+            "forward_endpoint": self.sink.endpoint,
+            "tls": _tls_summary(self.config),
+            "metrics": self.metrics.describe(),
+            "detections": len(detections),
+            "catalog_version": catalog.version,
+        }
         logger.info(
             "falco-risk listening: OTLP/gRPC on %s, OTLP/HTTP on %s; forwarding to %s; "
-            "catalog %s with %d detection(s): %s",
-            _address(self.config.grpc_endpoint, self.grpc.port),
-            _address(self.config.http_endpoint, self.http.port),
-            self.sink.endpoint,
-            self.pipeline.tagger.catalog.version,
-            len(detections),
+            "tls: %s; metrics: %s; %d detection(s) enabled (catalog %s): %s",
+            *fields.values(),
             ", ".join(d.name for d in detections),
+            extra=fields,
         )
 
     def serve_forever(self) -> None:
@@ -92,14 +106,25 @@ class Server:
         grace = self.config.drain_timeout
         in_flight = self.admission.in_flight
         logger.info("falco-risk stopping: draining %d request(s) in flight", in_flight)
-        self._ready = False
+        # Health checks see NOT_SERVING for the whole drain, not only at the end.
+        self.grpc.health.enter_graceful_shutdown()
+        started = time.monotonic()
         drained = self.admission.drain(grace)
+        elapsed = time.monotonic() - started
         self.grpc.stop(grace=1.0)
         self.http.stop()
         self.reloader.stop()
+        self.readiness.close()
         self.sink.close()
+        self.pipeline.flush_warnings()
+        self.metrics.shutdown()
         if drained:
-            logger.info("falco-risk stopped; all requests in flight were answered")
+            logger.info(
+                "falco-risk stopped: %d request(s) in flight drained in %.1fs",
+                in_flight,
+                elapsed,
+                extra={"drained": in_flight, "drain_seconds": round(elapsed, 3)},
+            )
         else:
             logger.warning(
                 "falco-risk stopped after %.0fs with %d request(s) unanswered; "
@@ -121,6 +146,17 @@ def _make_sink(config: Config) -> Sink:
         retry_after=config.retry_after,
         compression=config.forward_compression,
     )
+
+
+def _next_hop_probe(config: Config, sink: Sink) -> NextHopProbe | None:
+    if not config.ready_requires_forward or not isinstance(sink, GrpcForwarder):
+        return None
+    return NextHopProbe(sink.channel, sink.endpoint)
+
+
+def _tls_summary(config: Config) -> str:
+    """What the start-up log says about TLS; "off" until TLS settings exist."""
+    return "off"
 
 
 def _address(endpoint: str, port: int) -> str:

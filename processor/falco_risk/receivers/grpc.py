@@ -13,6 +13,7 @@ from grpc_status import rpc_status
 from falco_risk.admission import Admission
 from falco_risk.outcome import Outcome, retry_later
 from falco_risk.pipeline import Pipeline
+from falco_risk.telemetry import REFUSED_OVERLOAD
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class GrpcReceiver:
             if admitted:
                 outcome = self._pipeline.export(request, context.time_remaining(), "grpc")
             else:
-                self._pipeline.telemetry.requests_refused.add(1, {"reason": "overload"})
+                self._pipeline.telemetry.refused(REFUSED_OVERLOAD, "grpc")
                 outcome = _overloaded(self._retry_after, self._admission.draining)
         if outcome.ok:
             return outcome.response

@@ -24,6 +24,7 @@ from falco_risk.config import split_endpoint
 from falco_risk.outcome import Outcome, invalid
 from falco_risk.pipeline import Pipeline
 from falco_risk.receivers.grpc import _overloaded
+from falco_risk.telemetry import REFUSED_BAD_DATA, REFUSED_OVERLOAD, REFUSED_SIZE
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ class _OtlpHandler(BaseHTTPRequestHandler):
 
         media_type = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if media_type not in (PROTOBUF, JSON):
+            self.context.pipeline.telemetry.refused(REFUSED_BAD_DATA, "http")
             self._discard_body()
             self._reply_text(
                 HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
@@ -159,30 +161,30 @@ class _OtlpHandler(BaseHTTPRequestHandler):
         try:
             body = self._read_body()
         except RequestTooLargeError as exc:
-            self.context.pipeline.telemetry.requests_refused.add(1, {"reason": "size"})
+            self.context.pipeline.telemetry.refused(REFUSED_SIZE, "http")
             return Outcome(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         except UnsupportedEncodingError as exc:
             self.close_connection = True
-            self.context.pipeline.telemetry.requests_refused.add(1, {"reason": "bad_data"})
+            self.context.pipeline.telemetry.refused(REFUSED_BAD_DATA, "http")
             return Outcome(
                 grpc.StatusCode.UNIMPLEMENTED, str(exc), http=HTTPStatus.UNSUPPORTED_MEDIA_TYPE
             )
         except (ValueError, zlib.error, OSError) as exc:
             self.close_connection = True
-            self.context.pipeline.telemetry.requests_refused.add(1, {"reason": "bad_data"})
+            self.context.pipeline.telemetry.refused(REFUSED_BAD_DATA, "http")
             return invalid(f"cannot read request body: {exc}")
 
         if media_type == JSON:
             try:
                 body = otlp_json.parse(body, ExportLogsServiceRequest()).SerializeToString()
             except otlp_json.OtlpJsonError as exc:
-                self.context.pipeline.telemetry.requests_refused.add(1, {"reason": "bad_data"})
+                self.context.pipeline.telemetry.refused(REFUSED_BAD_DATA, "http")
                 return invalid(str(exc))
 
         with self.context.admission.slot() as admitted:
             if admitted:
                 return self.context.pipeline.export(body, None, "http")
-        self.context.pipeline.telemetry.requests_refused.add(1, {"reason": "overload"})
+        self.context.pipeline.telemetry.refused(REFUSED_OVERLOAD, "http")
         return _overloaded(self.context.retry_after, self.context.admission.draining)
 
     def _read_body(self) -> bytes:
