@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import logging
-from concurrent import futures
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import NoReturn
 
 import grpc
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from falco_risk.admission import Admission
+from falco_risk.auth import BearerCheck
 from falco_risk.outcome import Outcome, retry_later
 from falco_risk.pipeline import Pipeline
+from falco_risk.receivers.grpc_gate import CountingExecutor, GatedMethod
+from falco_risk.tls import ServerTls
 
 logger = logging.getLogger(__name__)
 
 SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
-# Threads beyond the admission limit, so that requests over the limit are
-# refused at once by a free thread instead of waiting in gRPC's own queue.
+EXPORT = f"/{SERVICE}/Export"
+# Threads beyond the admission limit: half of them refuse exports over the
+# limit at once, the other half stay free for health checks.
 _SPARE_WORKERS = 8
+# The Python OTLP exporter reads RetryInfo from this trailer rather than from
+# the status details; both carry the same delay.
+_RETRY_INFO_TRAILER = "google.rpc.retryinfo-bin"
 
 
 class GrpcReceiver:
@@ -31,28 +41,37 @@ class GrpcReceiver:
         admission: Admission,
         max_request_size: int,
         retry_after: float,
+        tls: ServerTls | None = None,
+        auth: BearerCheck | None = None,
     ) -> None:
         self.endpoint = endpoint
         self._pipeline = pipeline
         self._admission = admission
         self._retry_after = retry_after
+        self._auth = auth
         self.health = health.HealthServicer()
+        pool = CountingExecutor(admission.limit + _SPARE_WORKERS, thread_name_prefix="grpc")
         self._server = grpc.server(
-            futures.ThreadPoolExecutor(
-                max_workers=admission.limit + _SPARE_WORKERS, thread_name_prefix="grpc"
-            ),
+            pool,
             options=[
                 ("grpc.max_receive_message_length", max_request_size),
                 ("grpc.so_reuseport", 0),
+                ("grpc.http2.bdp_probe", 0),
             ],
         )
-        # No deserializer: the handler receives the request bytes untouched.
-        handler = grpc.method_handlers_generic_handler(
-            SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(self._export)}
+        self.gate = GatedMethod(
+            EXPORT,
+            self._export,
+            self._refuse,
+            pool,
+            capacity=admission.limit + _SPARE_WORKERS // 2,
         )
-        self._server.add_generic_rpc_handlers((handler,))
+        self._server.add_generic_rpc_handlers((self.gate,))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
-        self.port = self._server.add_insecure_port(endpoint)
+        if tls is None:
+            self.port = self._server.add_insecure_port(endpoint)
+        else:
+            self.port = self._server.add_secure_port(endpoint, tls.grpc_credentials())
         if self.port == 0:
             raise OSError(f"cannot listen for OTLP/gRPC on {endpoint}")
 
@@ -65,18 +84,51 @@ class GrpcReceiver:
         """Refuse new calls, let those running finish for up to ``grace`` seconds."""
         self.health.enter_graceful_shutdown()
         self._server.stop(grace).wait(grace + 1)
+        self.gate.shutdown()
 
     def _export(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        if self._auth is not None and not self._auth.allows(_authorization(context)):
+            self._pipeline.telemetry.requests_refused.add(1, {"reason": "unauthenticated"})
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "a valid bearer token is required")
         with self._admission.slot() as admitted:
             if admitted:
                 outcome = self._pipeline.export(request, context.time_remaining(), "grpc")
             else:
                 self._pipeline.telemetry.requests_refused.add(1, {"reason": "overload"})
                 outcome = _overloaded(self._retry_after, self._admission.draining)
-        if outcome.ok:
-            return outcome.response
-        context.abort_with_status(rpc_status.to_status(outcome.status_proto()))
-        raise AssertionError("abort_with_status returned")  # pragma: no cover
+        if not outcome.ok:
+            _abort(context, outcome)
+        return outcome.response
+
+    def _refuse(self, context: grpc.ServicerContext) -> None:
+        """Answer a call the gate turned away before its message was read."""
+        self._pipeline.telemetry.requests_refused.add(1, {"reason": "overload"})
+        _abort(context, _overloaded(self._retry_after, self._admission.draining))
+
+
+def _abort(context: grpc.ServicerContext, outcome: Outcome) -> NoReturn:
+    status = rpc_status.to_status(outcome.status_proto())
+    if outcome.retry_after is not None:
+        delay = error_details_pb2.RetryInfo()
+        delay.retry_delay.FromTimedelta(timedelta(seconds=outcome.retry_after))
+        trailer = (_RETRY_INFO_TRAILER, delay.SerializeToString())
+        status = _Status(status.code, status.details, (*status.trailing_metadata, trailer))
+    context.abort_with_status(status)
+    raise AssertionError("abort_with_status returned")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class _Status(grpc.Status):
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, str | bytes], ...]
+
+
+def _authorization(context: grpc.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata():
+        if key == "authorization" and isinstance(value, str):
+            return value
+    return None
 
 
 def _overloaded(delay: float, draining: bool) -> Outcome:
