@@ -21,6 +21,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 )
 
 from falco_risk.catalog import Catalog
+from falco_risk.enrich import DEFAULT_MAX_VALUE_LENGTH
 from falco_risk.forwarder import Sink
 from falco_risk.outcome import Outcome, invalid, ok
 from falco_risk.split import split_request
@@ -39,6 +40,7 @@ class Limits:
 
     forward_max_request_size: int
     forward_timeout: float
+    max_attribute_length: int = DEFAULT_MAX_VALUE_LENGTH
 
 
 class Pipeline:
@@ -47,7 +49,7 @@ class Pipeline:
     def __init__(
         self, catalog: Catalog, sink: Sink, limits: Limits, telemetry: Telemetry | None = None
     ) -> None:
-        self.tagger = Tagger(catalog)
+        self.tagger = Tagger(catalog, limits.max_attribute_length, limits.forward_max_request_size)
         self.sink = sink
         self.limits = limits
         self.telemetry = telemetry or Telemetry()
@@ -116,6 +118,8 @@ class Pipeline:
         self.telemetry.records_received.add(tally.records, {"protocol": protocol})
         for detection_id, count in tally.tagged.items():
             self.telemetry.records_tagged.add(count, {"detection": detection_id})
+        if tally.oversize:
+            self.telemetry.records_untagged_oversize.add(tally.oversize)
         if tally.malformed:
             self.telemetry.records_malformed.add(tally.malformed)
             self._malformed_warning.add(tally.malformed, tally.last_error)

@@ -8,6 +8,7 @@ import threading
 from types import FrameType
 
 from falco_risk.admission import Admission
+from falco_risk.auth import TokenSource, bearer_check
 from falco_risk.catalog import Catalog
 from falco_risk.config import Config
 from falco_risk.console import ConsoleSink
@@ -16,6 +17,7 @@ from falco_risk.pipeline import Limits, Pipeline
 from falco_risk.receivers.grpc import GrpcReceiver
 from falco_risk.receivers.http import HttpReceiver
 from falco_risk.telemetry import Telemetry
+from falco_risk.tls import ClientTls, ServerTls
 
 logger = logging.getLogger(__name__)
 
@@ -34,15 +36,27 @@ class Server:
         self.pipeline = Pipeline(
             catalog,
             self.sink,
-            Limits(config.forward_max_request_size, config.forward_timeout),
+            Limits(
+                config.forward_max_request_size,
+                config.forward_timeout,
+                config.max_attribute_length,
+            ),
             telemetry,
         )
+        server_tls = None
+        if config.tls:
+            server_tls = ServerTls(
+                config.tls_cert_file, config.tls_key_file, config.tls_client_ca_file
+            )
+        auth = bearer_check(config.auth_token_file, config.auth_token)
         self.grpc = GrpcReceiver(
             config.grpc_endpoint,
             self.pipeline,
             self.admission,
             config.max_request_size,
             config.retry_after,
+            tls=server_tls,
+            auth=auth,
         )
         self.http = HttpReceiver(
             config.http_endpoint,
@@ -51,6 +65,8 @@ class Server:
             config.max_request_size,
             config.retry_after,
             ready=lambda: self._ready,
+            tls=server_tls,
+            auth=auth,
         )
 
     def start(self) -> None:
@@ -67,6 +83,7 @@ class Server:
             len(detections),
             ", ".join(d.name for d in detections),
         )
+        logger.info("security: %s", describe_security(self.config))
 
     def serve_forever(self) -> None:
         """Run until SIGTERM or SIGINT, then drain; returns when stopped."""
@@ -106,12 +123,51 @@ class Server:
 def _make_sink(config: Config) -> Sink:
     if not config.forward_endpoint:
         return ConsoleSink()
+    tls = None
+    if config.forward_uses_tls:
+        tls = ClientTls(
+            config.forward_tls_ca_file, config.forward_tls_cert_file, config.forward_tls_key_file
+        )
+    token = None
+    if config.forward_auth_token_file:
+        token = TokenSource(config.forward_auth_token_file, name="forward_auth_token")
     return GrpcForwarder(
         config.forward_endpoint,
         max_message_size=config.forward_max_request_size * 2,
         retry_after=config.retry_after,
         compression=config.forward_compression,
+        tls=tls,
+        server_name=config.forward_tls_server_name,
+        headers=config.forward_headers,
+        token=token,
     )
+
+
+def describe_security(config: Config) -> str:
+    """One line saying which protections are on, naming files but never secrets."""
+    if config.tls:
+        receive = f"TLS with {config.tls_cert_file}"
+        if config.tls_client_ca_file:
+            receive += f", client certificates required (CA {config.tls_client_ca_file})"
+    else:
+        receive = "plaintext"
+    if config.auth_token_file:
+        token = f"bearer token from {config.auth_token_file}"
+    elif config.auth_token:
+        token = "bearer token from FALCO_RISK_AUTH_TOKEN"
+    else:
+        token = "no token"
+    if not config.forward_endpoint:
+        forward = "none (stdout)"
+    elif config.forward_uses_tls:
+        forward = "TLS" + (" with a client certificate" if config.forward_tls_cert_file else "")
+    else:
+        forward = "plaintext"
+    if config.forward_auth_token_file:
+        forward += ", bearer token"
+    if config.forward_headers:
+        forward += f", headers {', '.join(sorted(config.forward_headers))}"
+    return f"receivers {receive}, {token}; next hop {forward}"
 
 
 def _address(endpoint: str, port: int) -> str:

@@ -34,6 +34,11 @@ class Telemetry:
             unit="{record}",
             description="Records that looked like Falco alerts but could not be read.",
         )
+        self.records_untagged_oversize = meter.create_counter(
+            "falco_risk.records.untagged_oversize",
+            unit="{record}",
+            description="Matching records forwarded untagged: the tag would exceed the size limit.",
+        )
         self.records_forwarded = meter.create_counter(
             "falco_risk.records.forwarded",
             unit="{record}",
