@@ -68,6 +68,21 @@ class Ledger:
         self.counts: Counter[str] = Counter()
         self.records: dict[str, LogRecord] = {}
         self.metadata: list[dict[str, str]] = []
+        # The deadline each call arrived with, and the most calls open at once.
+        self.deadlines: list[float] = []
+        self.open_calls = 0
+        self.max_open_calls = 0
+
+    def call_started(self, deadline: float | None) -> None:
+        with self._lock:
+            if deadline is not None:
+                self.deadlines.append(deadline)
+            self.open_calls += 1
+            self.max_open_calls = max(self.max_open_calls, self.open_calls)
+
+    def call_ended(self) -> None:
+        with self._lock:
+            self.open_calls -= 1
 
     def add(self, request: ExportLogsServiceRequest, metadata: Mapping[str, str]) -> None:
         with self._lock:
@@ -119,12 +134,17 @@ class CaptureServer:
         metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
         if self._token and metadata.get("authorization") != f"Bearer {self._token}":
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "bad token")
-        if self.delay and context.time_remaining() is not None:
-            # Answer after the caller's deadline: the caller must give up first.
-            time.sleep(self.delay)
-            if not context.is_active():
-                return _EMPTY
-        self.ledger.add(ExportLogsServiceRequest.FromString(request), metadata)
+        self.ledger.call_started(context.time_remaining())
+        try:
+            if self.delay:
+                # A slow next hop: a caller whose deadline passes first has
+                # given up, and its records are not kept.
+                time.sleep(self.delay)
+                if not context.is_active():
+                    return _EMPTY
+            self.ledger.add(ExportLogsServiceRequest.FromString(request), metadata)
+        finally:
+            self.ledger.call_ended()
         return _EMPTY
 
     def stop(self) -> None:
