@@ -7,7 +7,6 @@ import socket
 import ssl
 import sys
 import threading
-import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from falco_risk.auth import BearerCheck
 from falco_risk.config import split_endpoint
 from falco_risk.outcome import Outcome, invalid
 from falco_risk.pipeline import Pipeline
+from falco_risk.receivers.drain import Drainer
 from falco_risk.receivers.grpc import _overloaded
 from falco_risk.tls import ServerTls
 
@@ -41,10 +41,6 @@ _SOCKET_TIMEOUT_SECONDS = 60
 _POLL_SECONDS = 0.1
 # A TLS client gets this long to finish its handshake.
 _HANDSHAKE_SECONDS = 10
-# A connection closed with part of a request unread is drained this long
-# (and this much) first, so the client reads the answer rather than a reset.
-_LINGER_SECONDS = 2.0
-_LINGER_BYTES = 16 * 1024 * 1024
 # Open connections allowed per admitted request: idle keep-alive connections
 # hold a thread each, and past this bound new ones are answered 503 at once.
 _CONNECTIONS_PER_SLOT = 4
@@ -76,12 +72,16 @@ class _Context:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 makes the kernel drop connections
+    # under a burst, which clients see as resets rather than a 503.
+    request_queue_size = 1024
     context: _Context
     tls: ServerTls | None = None
     max_connections = 0
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
         super().__init__(address, handler)
+        self.drainer = Drainer()
         self._connections = 0
         self._connections_lock = threading.Lock()
 
@@ -93,8 +93,9 @@ class _Server(ThreadingHTTPServer):
             if not busy:
                 self._connections += 1
         if busy:
-            _answer_busy(cast(socket.socket, request), self.context.retry_after)
-            self.shutdown_request(request)
+            connection = cast(socket.socket, request)
+            _answer_busy(connection, self.context.retry_after)
+            self.drainer.add(connection)
             return
         super().process_request(request, client_address)
 
@@ -175,6 +176,7 @@ class HttpReceiver:
         """Stop accepting connections; requests already being handled finish on their threads."""
         self._server.shutdown()
         self._server.server_close()
+        self._server.drainer.stop()
 
 
 class _OtlpHandler(BaseHTTPRequestHandler):
@@ -189,7 +191,12 @@ class _OtlpHandler(BaseHTTPRequestHandler):
     def finish(self) -> None:
         super().finish()
         if self.close_connection:
-            _linger(self.connection)
+            # The request may be partly unread; a copy of the socket goes to
+            # the drainer so this thread is free at once.
+            connection = self.connection
+            self.server.drainer.add(  # type: ignore[attr-defined]
+                socket.fromfd(connection.fileno(), connection.family, connection.type)
+            )
 
     def log_message(self, format: str, *args: object) -> None:
         # One line per request would flood the log; statuses are counted instead.
@@ -378,25 +385,6 @@ class _OtlpHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-
-
-def _linger(connection: socket.socket) -> None:
-    """Signal the end of the answer, then read and drop what the client still sends."""
-    deadline = time.monotonic() + _LINGER_SECONDS
-    drained = 0
-    try:
-        connection.shutdown(socket.SHUT_WR)
-        while drained < _LINGER_BYTES:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            connection.settimeout(remaining)
-            chunk = connection.recv(65536)
-            if not chunk:
-                return
-            drained += len(chunk)
-    except OSError:
-        return
 
 
 def _answer_busy(connection: socket.socket, retry_after: float) -> None:
