@@ -56,7 +56,11 @@ class GrpcReceiver:
             options=[
                 ("grpc.max_receive_message_length", max_request_size),
                 ("grpc.so_reuseport", 0),
+                # Each open stream may hold a flow-control window of unread
+                # bytes, so memory follows streams x window: cap both. Calls
+                # past the stream cap wait on the client, with their data.
                 ("grpc.http2.bdp_probe", 0),
+                ("grpc.max_concurrent_streams", 2 * admission.limit + _SPARE_WORKERS),
             ],
         )
         self.gate = GatedMethod(
