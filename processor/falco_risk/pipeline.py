@@ -23,7 +23,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from falco_risk.catalog import Catalog
 from falco_risk.enrich import DEFAULT_MAX_VALUE_LENGTH
 from falco_risk.forwarder import Sink
-from falco_risk.outcome import Outcome, invalid, ok
+from falco_risk.outcome import RETRYABLE_CODES, Outcome, invalid, ok
 from falco_risk.split import split_request
 from falco_risk.tagger import Tagger, TagTally
 from falco_risk.telemetry import Telemetry
@@ -98,6 +98,8 @@ class Pipeline:
             outcome = self.sink.send(piece, max(deadline - time.monotonic(), 0.001))
             if not outcome.ok:
                 self.telemetry.downstream_failures.add(1, {"code": outcome.code.name})
+                if records is None and outcome.code not in RETRYABLE_CODES:
+                    return _blame_undecodable(piece, outcome)
                 return outcome
             partial = ExportLogsServiceResponse.FromString(outcome.response).partial_success
             rejected += partial.rejected_log_records
@@ -123,6 +125,20 @@ class Pipeline:
         if tally.malformed:
             self.telemetry.records_malformed.add(tally.malformed)
             self._malformed_warning.add(tally.malformed, tally.last_error)
+
+
+def _blame_undecodable(raw: bytes, outcome: Outcome) -> Outcome:
+    """INVALID_ARGUMENT when the next hop refused bytes that are not a request at all.
+
+    Requests without a candidate record are forwarded without being decoded;
+    a next hop that cannot decode them may answer INTERNAL or UNKNOWN, which
+    would misstate the fault. Decoding happens only here, on that failure.
+    """
+    try:
+        ExportLogsServiceRequest.FromString(raw)
+    except (DecodeError, RecursionError) as exc:
+        return invalid(f"request is not a valid ExportLogsServiceRequest: {exc}")
+    return outcome
 
 
 class _RateLimitedWarning:
