@@ -18,6 +18,7 @@ from pathlib import Path
 
 import grpc
 import yaml
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
@@ -142,7 +143,12 @@ class CaptureServer:
                 time.sleep(self.delay)
                 if not context.is_active():
                     return _EMPTY
-            self.ledger.add(ExportLogsServiceRequest.FromString(request), metadata)
+            try:
+                decoded = ExportLogsServiceRequest.FromString(request)
+            except DecodeError:
+                # What grpc-go servers, the collector's among them, answer.
+                context.abort(grpc.StatusCode.INTERNAL, "grpc: error unmarshalling request")
+            self.ledger.add(decoded, metadata)
         finally:
             self.ledger.call_ended()
         return _EMPTY
