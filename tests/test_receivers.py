@@ -268,3 +268,17 @@ def test_http_health_endpoints(console_server: Server) -> None:
     """/healthz and /readyz answer 200 while the server runs."""
     assert post(console_server, b"", {}, method="GET", path="/healthz")[0] == 200
     assert post(console_server, b"", {}, method="GET", path="/readyz")[0] == 200
+
+
+def test_grpc_retry_info_also_travels_in_the_trailer_python_exporters_read(
+    unreachable_server: Server,
+) -> None:
+    """RetryInfo is sent in google.rpc.retryinfo-bin as well as in the status details."""
+    channel, stub = grpc_stub(unreachable_server)
+
+    with channel, pytest.raises(grpc.RpcError) as caught:
+        stub.Export(request_with(SHELL), timeout=10)
+
+    trailers = dict(caught.value.trailing_metadata())  # type: ignore[attr-defined]
+    info = error_details_pb2.RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"])
+    assert info.retry_delay.seconds == 1

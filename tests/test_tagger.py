@@ -78,7 +78,8 @@ def test_shell_alert_gets_every_seed_attribute() -> None:
 
 def test_missing_values_render_as_unknown_and_are_not_invented() -> None:
     """Absent fields are left out, and the message and risk object say 'unknown'."""
-    request = request_with(falco_json(SHELL_OUTPUT, **{"proc.name": "sh", "user.name": "<NA>"}))
+    output = "10:00:00.0: Notice A shell was spawned in a container with an attached terminal"
+    request = request_with(falco_json(output, **{"proc.name": "sh", "user.name": "<NA>"}))
 
     tag(request)
 

@@ -51,16 +51,23 @@ class Outcome:
     def ok(self) -> bool:
         return self.code is grpc.StatusCode.OK
 
+    def retry_info(self) -> error_details_pb2.RetryInfo | None:
+        """The delay as a ``google.rpc.RetryInfo``, when the client should come back later."""
+        if self.retry_after is None:
+            return None
+        seconds = max(self.retry_after, 0.0)
+        delay = duration_pb2.Duration(
+            seconds=int(seconds), nanos=int((seconds % 1) * 1_000_000_000)
+        )
+        return error_details_pb2.RetryInfo(retry_delay=delay)
+
     def status_proto(self) -> status_pb2.Status:
-        """A ``google.rpc.Status`` carrying RetryInfo when the client should come back later."""
+        """A ``google.rpc.Status``, carrying RetryInfo when there is a delay."""
         status = status_pb2.Status(code=self.code.value[0], message=self.message)
-        if self.retry_after is not None:
-            seconds = max(self.retry_after, 0.0)
-            delay = duration_pb2.Duration(
-                seconds=int(seconds), nanos=int((seconds % 1) * 1_000_000_000)
-            )
+        info = self.retry_info()
+        if info is not None:
             detail = any_pb2.Any()
-            detail.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+            detail.Pack(info)
             status.details.append(detail)
         return status
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import NoReturn
 
 import grpc
-from google.rpc import error_details_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
@@ -23,12 +21,10 @@ logger = logging.getLogger(__name__)
 
 SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 EXPORT = f"/{SERVICE}/Export"
+RETRY_INFO_TRAILER = "google.rpc.retryinfo-bin"
 # Threads beyond the admission limit: half of them refuse exports over the
 # limit at once, the other half stay free for health checks.
 _SPARE_WORKERS = 8
-# The Python OTLP exporter reads RetryInfo from this trailer rather than from
-# the status details; both carry the same delay.
-_RETRY_INFO_TRAILER = "google.rpc.retryinfo-bin"
 
 
 class GrpcReceiver:
@@ -111,14 +107,15 @@ class GrpcReceiver:
 
 
 def _abort(context: grpc.ServicerContext, outcome: Outcome) -> NoReturn:
-    status = rpc_status.to_status(outcome.status_proto())
-    if outcome.retry_after is not None:
-        delay = error_details_pb2.RetryInfo()
-        delay.retry_delay.FromTimedelta(timedelta(seconds=outcome.retry_after))
-        trailer = (_RETRY_INFO_TRAILER, delay.SerializeToString())
-        status = _Status(status.code, status.details, (*status.trailing_metadata, trailer))
-    context.abort_with_status(status)
+    context.abort_with_status(_grpc_status(outcome))
     raise AssertionError("abort_with_status returned")  # pragma: no cover
+
+
+def _authorization(context: grpc.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata():
+        if key == "authorization" and isinstance(value, str):
+            return value
+    return None
 
 
 @dataclass(frozen=True)
@@ -128,11 +125,19 @@ class _Status(grpc.Status):
     trailing_metadata: tuple[tuple[str, str | bytes], ...]
 
 
-def _authorization(context: grpc.ServicerContext) -> str | None:
-    for key, value in context.invocation_metadata():
-        if key == "authorization" and isinstance(value, str):
-            return value
-    return None
+def _grpc_status(outcome: Outcome) -> grpc.Status:
+    """The status with its details, RetryInfo also in the trailer some OTLP clients read.
+
+    The OpenTelemetry Python exporter takes the delay from a
+    ``google.rpc.retryinfo-bin`` trailer; other clients read the RetryInfo in
+    ``grpc-status-details-bin``. Both are sent.
+    """
+    base = rpc_status.to_status(outcome.status_proto())
+    trailers = tuple(base.trailing_metadata)
+    info = outcome.retry_info()
+    if info is not None:
+        trailers += ((RETRY_INFO_TRAILER, info.SerializeToString()),)
+    return _Status(base.code, base.details, trailers)
 
 
 def _overloaded(delay: float, draining: bool) -> Outcome:
