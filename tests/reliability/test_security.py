@@ -364,3 +364,50 @@ def test_forward_headers_read_from_environment_text() -> None:
     config = load_config(environ={"FALCO_RISK_FORWARD_HEADERS": "X-Tenant=sec, X-Env = prod"})
 
     assert config.forward_headers == {"x-tenant": "sec", "x-env": "prod"}
+
+
+def test_forwarder_picks_up_a_rotated_client_certificate(pki: Pki, tmp_path: Path) -> None:
+    """A next hop refuses falco-risk's certificate until the files are replaced by a trusted one."""
+    hop_credentials = grpc.ssl_server_credentials(
+        [(pki.server_key.read_bytes(), pki.server_cert.read_bytes())],
+        root_certificates=pki.ca_file.read_bytes(),
+        require_client_auth=True,
+    )
+    capture = CaptureServer(credentials=hop_credentials)
+    cert, key = write_pair(trustme.CA().issue_cert("untrusted"), tmp_path, "forward")
+    server = start(
+        forward_endpoint=capture.endpoint,
+        forward_timeout=2.0,
+        forward_tls_ca_file=str(pki.ca_file),
+        forward_tls_cert_file=str(cert),
+        forward_tls_key_file=str(key),
+        forward_tls_server_name="127.0.0.1",
+    )
+
+    try:
+        before = export_over_grpc(server.grpc.port, None)
+        staged_cert, staged_key = write_pair(pki.ca.issue_cert("trusted"), tmp_path, "staged")
+        staged_key.replace(key)
+        staged_cert.replace(cert)
+        after = export_over_grpc(server.grpc.port, None)
+    finally:
+        server.stop()
+        capture.stop()
+
+    assert before is grpc.StatusCode.UNAVAILABLE
+    assert after is grpc.StatusCode.OK
+
+
+def test_readme_security_example_is_a_valid_configuration(tmp_path: Path) -> None:
+    """The configuration shown in the README's security section loads without error."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Security: TLS and tokens", 1)[1]
+    config_file = tmp_path / "falco-risk.yaml"
+    config_file.write_text(section.split("<<'YAML'\n", 1)[1].split("\nYAML\n", 1)[0])
+
+    config = load_config(str(config_file), environ={})
+
+    assert config.tls
+    assert config.tls_client_ca_file
+    assert config.forward_uses_tls
+    assert config.forward_headers == {"x-scope-orgid": "security"}
