@@ -6,6 +6,7 @@ reached the capture, and reports sent / delivered / duplicates / lost.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -140,8 +141,8 @@ def test_sigterm_finishes_in_flight_refuses_new_and_exits_zero(tmp_path: Path) -
     wait_until(lambda: capture.ledger.open_calls == len(planned), 10, "calls at the next hop")
 
     try:
-        falco_risk.proc.send_signal(15)  # type: ignore[union-attr]
-        time.sleep(0.3)
+        falco_risk.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+        wait_until(lambda: "stopping" in falco_risk.log(), 10, "the drain to begin")
         late, late_ids = batch("late", 0, 5)
         with pytest.raises(grpc.RpcError) as refused:
             stub.Export(late, timeout=5)
