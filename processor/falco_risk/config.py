@@ -31,6 +31,7 @@ DEFAULT_FORWARD_TIMEOUT_SECONDS = 10.0
 DEFAULT_MAX_IN_FLIGHT = 64
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
 DEFAULT_DRAIN_SECONDS = 30.0
+DEFAULT_MAX_ATTRIBUTE_LENGTH = 4096
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "text")
@@ -68,6 +69,37 @@ class Config:
     metrics_interval: float = DEFAULT_METRICS_INTERVAL_SECONDS
     metrics_prometheus_endpoint: str = ""
     ready_requires_forward: bool = True
+    # Reliability and security: TLS, bearer tokens, bounds on added attributes.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    auth_token_file: str = ""
+    auth_token: str = field(default="", repr=False)
+    forward_tls: bool = False
+    forward_tls_ca_file: str = ""
+    forward_tls_cert_file: str = ""
+    forward_tls_key_file: str = ""
+    forward_tls_server_name: str = ""
+    forward_headers: dict[str, str] = field(default_factory=dict)
+    forward_auth_token_file: str = ""
+    max_attribute_length: int = DEFAULT_MAX_ATTRIBUTE_LENGTH
+
+    @property
+    def tls(self) -> bool:
+        """True when both receivers serve TLS."""
+        return bool(self.tls_cert_file)
+
+    @property
+    def forward_uses_tls(self) -> bool:
+        """True when the connection to the next hop uses TLS."""
+        return self.forward_tls or any(
+            (
+                self.forward_tls_ca_file,
+                self.forward_tls_cert_file,
+                self.forward_tls_key_file,
+                self.forward_tls_server_name,
+            )
+        )
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -75,7 +107,7 @@ class Config:
 
 KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Config))
 _TYPES: dict[str, Any] = {
-    f.name: type(f.default) if f.default is not dataclasses.MISSING else tuple
+    f.name: type(f.default) if f.default is not dataclasses.MISSING else type(f.default_factory())  # type: ignore[operator]
     for f in dataclasses.fields(Config)
 }
 
@@ -132,6 +164,8 @@ def _coerce(key: str, value: object, where: str) -> object:
     try:
         if kind is tuple:
             return _as_paths(value)
+        if kind is dict:
+            return _as_headers(value)
         if kind is bool:
             return _as_bool(value)
         if kind is int and not isinstance(value, bool):
@@ -164,6 +198,21 @@ def _as_paths(value: object) -> tuple[str, ...]:
     raise ValueError(value)
 
 
+def _as_headers(value: object) -> dict[str, str]:
+    """A mapping of header names to values, or ``name=value,name=value`` text."""
+    if isinstance(value, str):
+        pairs = [item.partition("=") for item in value.split(",") if item.strip()]
+        if any(not sep for _, sep, _ in pairs):
+            raise ValueError(value)
+        value = {name.strip(): text.strip() for name, _, text in pairs}
+    if not isinstance(value, dict):
+        raise ValueError(value)
+    headers = {str(name).strip().lower(): str(text) for name, text in value.items()}
+    if any(not name or text != text.strip() or "\n" in text for name, text in headers.items()):
+        raise ValueError(value)
+    return headers
+
+
 def split_endpoint(endpoint: str) -> tuple[str, int]:
     """Split ``host:port`` (``[::1]:port`` for IPv6) into host and port."""
     host, sep, port = endpoint.rpartition(":")
@@ -183,18 +232,21 @@ def is_loopback(host: str) -> bool:
 
 
 def _validate(config: Config) -> None:
+    _validate_security(config)
     for key in ("grpc_endpoint", "http_endpoint"):
         host, _ = split_endpoint(getattr(config, key))
-        if not is_loopback(host) and not config.allow_insecure_listen:
+        if not is_loopback(host) and not config.tls and not config.allow_insecure_listen:
             raise ConfigError(
                 f"{key} {getattr(config, key)!r} listens beyond loopback without TLS; "
-                "set allow_insecure_listen: true to accept plaintext on the network"
+                "set tls_cert_file and tls_key_file, or allow_insecure_listen: true "
+                "to accept plaintext on the network"
             )
     if config.forward_endpoint:
         split_endpoint(config.forward_endpoint)
 
     positive = ("forward_timeout", "forward_max_request_size", "max_request_size")
-    for key in (*positive, "max_in_flight", "retry_after", "drain_timeout"):
+    counts = ("max_in_flight", "max_attribute_length")
+    for key in (*positive, *counts, "retry_after", "drain_timeout"):
         if getattr(config, key) <= 0:
             raise ConfigError(f"{key} must be greater than 0, got {getattr(config, key)!r}")
 
@@ -253,3 +305,24 @@ def _reaches(target: tuple[str, int], listen: tuple[str, int]) -> bool:
     wildcard = ("0.0.0.0", "::")
     own = is_loopback(target_host) or target_host in wildcard
     return own and (is_loopback(listen_host) or listen_host in wildcard)
+
+
+def _validate_security(config: Config) -> None:
+    """Keys that only make sense together, and secrets given twice."""
+    pairs = (
+        ("tls_cert_file", "tls_key_file"),
+        ("forward_tls_cert_file", "forward_tls_key_file"),
+    )
+    for first, second in pairs:
+        if bool(getattr(config, first)) != bool(getattr(config, second)):
+            raise ConfigError(f"{first} and {second} must be set together")
+    if config.tls_client_ca_file and not config.tls:
+        raise ConfigError("tls_client_ca_file needs tls_cert_file and tls_key_file")
+    if config.auth_token_file and config.auth_token:
+        raise ConfigError("set auth_token_file or auth_token (FALCO_RISK_AUTH_TOKEN), not both")
+    if config.auth_token and config.auth_token != config.auth_token.strip():
+        raise ConfigError("auth_token must not start or end with white space")
+    if "authorization" in config.forward_headers and config.forward_auth_token_file:
+        raise ConfigError(
+            "forward_headers sets authorization and forward_auth_token_file is set; keep one"
+        )

@@ -9,13 +9,17 @@ RetryInfo upstream.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Mapping
 from typing import Protocol
 
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from falco_risk.auth import TokenSource
 from falco_risk.outcome import RETRYABLE_CODES, Outcome, ok, retry_later
+from falco_risk.tls import ClientTls
 
 logger = logging.getLogger(__name__)
 
@@ -45,22 +49,45 @@ class GrpcForwarder:
         max_message_size: int,
         retry_after: float,
         compression: str = "none",
+        tls: ClientTls | None = None,
+        server_name: str = "",
+        headers: Mapping[str, str] | None = None,
+        token: TokenSource | None = None,
     ) -> None:
         self.endpoint = endpoint
         self._retry_after = retry_after
-        options = [
+        self._compression = grpc.Compression.Gzip if compression == "gzip" else None
+        self._options: list[tuple[str, object]] = [
             ("grpc.max_send_message_length", max_message_size),
             ("grpc.max_receive_message_length", 16 * 1024 * 1024),
         ]
-        self._channel = grpc.insecure_channel(
-            endpoint,
-            options=options,
-            compression=grpc.Compression.Gzip if compression == "gzip" else None,
-        )
+        if server_name:
+            self._options.append(("grpc.ssl_target_name_override", server_name))
+        self._tls = tls
+        self._headers = tuple((name.lower(), value) for name, value in (headers or {}).items())
+        self._token = token
+        self._lock = threading.Lock()
+        self._connect()
+
+    def _connect(self) -> None:
+        if self._tls is None:
+            channel = grpc.insecure_channel(
+                self.endpoint, options=self._options, compression=self._compression
+            )
+        else:
+            channel = grpc.secure_channel(
+                self.endpoint,
+                self._tls.credentials(),
+                options=self._options,
+                compression=self._compression,
+            )
         # Identity serializers: the pipeline hands over bytes and wants bytes back.
-        self._export = self._channel.unary_unary(
+        export = channel.unary_unary(
             EXPORT_METHOD, request_serializer=None, response_deserializer=None
         )
+        # A replaced channel is not closed here: calls still running on it
+        # finish, and gRPC closes it once nothing refers to it.
+        self._channel, self._export = channel, export
 
     @property
     def channel(self) -> grpc.Channel:
@@ -68,11 +95,19 @@ class GrpcForwarder:
         return self._channel
 
     def send(self, payload: bytes, timeout: float) -> Outcome:
+        if self._tls is not None and self._tls.reload_if_changed():
+            with self._lock:
+                self._connect()
         try:
-            response: bytes = self._export(payload, timeout=timeout)
+            response: bytes = self._export(payload, timeout=timeout, metadata=self._metadata())
         except grpc.RpcError as error:
             return self._failure(error)
         return ok(response)
+
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        if self._token is None:
+            return self._headers
+        return (*self._headers, ("authorization", f"Bearer {self._token.current()}"))
 
     def _failure(self, error: grpc.RpcError) -> Outcome:
         code: grpc.StatusCode = error.code()

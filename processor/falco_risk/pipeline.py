@@ -20,8 +20,9 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 )
 
 from falco_risk.catalog import Catalog
+from falco_risk.enrich import DEFAULT_MAX_VALUE_LENGTH
 from falco_risk.forwarder import Sink
-from falco_risk.outcome import Outcome, invalid, ok
+from falco_risk.outcome import RETRYABLE_CODES, Outcome, invalid, ok
 from falco_risk.rate_limited import RateLimitedWarning
 from falco_risk.record_count import count_records
 from falco_risk.split import split_request
@@ -48,6 +49,7 @@ class Limits:
 
     forward_max_request_size: int
     forward_timeout: float
+    max_attribute_length: int = DEFAULT_MAX_VALUE_LENGTH
 
 
 class Pipeline:
@@ -56,9 +58,9 @@ class Pipeline:
     def __init__(
         self, catalog: Catalog, sink: Sink, limits: Limits, telemetry: Telemetry | None = None
     ) -> None:
-        self.tagger = Tagger(catalog)
-        self.sink = sink
         self.limits = limits
+        self.use_catalog(catalog)
+        self.sink = sink
         self.telemetry = telemetry or Telemetry()
         self._malformed_warning = RateLimitedWarning(
             logger,
@@ -71,6 +73,16 @@ class Pipeline:
             _WARN_INTERVAL_SECONDS,
         )
         self._rules: tuple[Catalog | None, dict[str, dict[str, str]]] = (None, {})
+
+    def use_catalog(self, catalog: Catalog) -> None:
+        """Serve the next requests with ``catalog``; those in flight keep their tagger.
+
+        One attribute assignment, so a request sees either the old tagger or
+        the new one, never a mix.
+        """
+        self.tagger = Tagger(
+            catalog, self.limits.max_attribute_length, self.limits.forward_max_request_size
+        )
 
     def export(self, raw: bytes, timeout: float | None = None, protocol: str = "grpc") -> Outcome:
         """Process one serialized ExportLogsServiceRequest and return the upstream's answer."""
@@ -94,7 +106,7 @@ class Pipeline:
             records = count_records(raw)
             if records is not None:
                 self.telemetry.records_received.add(records, transport)
-            return self._send([raw], timeout, records=records)
+            return self._send([raw], timeout, records=records, undecoded=True)
 
         try:
             request = ExportLogsServiceRequest.FromString(raw)
@@ -115,7 +127,13 @@ class Pipeline:
             pieces = [raw]
         return self._send(pieces, timeout, records=tally.records)
 
-    def _send(self, pieces: list[bytes], timeout: float | None, records: int | None) -> Outcome:
+    def _send(
+        self,
+        pieces: list[bytes],
+        timeout: float | None,
+        records: int | None,
+        undecoded: bool = False,
+    ) -> Outcome:
         budget = (
             self.limits.forward_timeout
             if timeout is None
@@ -133,6 +151,8 @@ class Pipeline:
                 self.telemetry.downstream_duration.record(elapsed, failure)
                 self.telemetry.downstream_failures.add(1, failure)
                 self.downstream_warning.add(1, outcome.message, outcome.code.name)
+                if undecoded and outcome.code not in RETRYABLE_CODES:
+                    return _blame_undecodable(piece, outcome)
                 return outcome
             self.telemetry.downstream_duration.record(elapsed)
             partial = ExportLogsServiceResponse.FromString(outcome.response).partial_success
@@ -163,6 +183,8 @@ class Pipeline:
             attributes = {**self._rule_attributes(detection_id), SUPPRESSION_RULE: rule}
             self.telemetry.records_suppressed.add(count, attributes)
         self.telemetry.detections.record(tally)
+        if tally.oversize:
+            self.telemetry.records_untagged_oversize.add(tally.oversize)
         if tally.malformed:
             self.telemetry.records_malformed.add(tally.malformed)
             self._malformed_warning.add(tally.malformed, tally.last_error)
@@ -175,3 +197,17 @@ class Pipeline:
             rules = {d.id: {RULE_UUID: d.id, RULE_NAME: d.name} for d in catalog.detections}
             self._rules = (catalog, rules)
         return rules.get(detection_id) or {RULE_UUID: detection_id}
+
+
+def _blame_undecodable(raw: bytes, outcome: Outcome) -> Outcome:
+    """INVALID_ARGUMENT when the next hop refused bytes that are not a request at all.
+
+    Requests without a candidate record are forwarded without being decoded;
+    a next hop that cannot decode them may answer INTERNAL or UNKNOWN, which
+    would misstate the fault. Decoding happens only here, on that failure.
+    """
+    try:
+        ExportLogsServiceRequest.FromString(raw)
+    except (DecodeError, RecursionError) as exc:
+        return invalid(f"request is not a valid ExportLogsServiceRequest: {exc}")
+    return outcome

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 from typing import Protocol
 
-from falco_risk.catalog import catalog_files, load_catalog
+from falco_risk.catalog import Catalog, catalog_files, load_catalog
 from falco_risk.errors import CatalogError
 from falco_risk.tagger import Tagger
 from falco_risk.telemetry import Telemetry
@@ -33,6 +33,10 @@ class TaggerHolder(Protocol):
     """Anything that serves requests with a ``tagger`` attribute (the pipeline)."""
 
     tagger: Tagger
+
+    def use_catalog(self, catalog: Catalog) -> None:
+        """Serve the next requests with ``catalog``; those in flight keep theirs."""
+        ...
 
 
 class CatalogReloader:
@@ -82,7 +86,7 @@ class CatalogReloader:
                 return False
 
             previous = self.version
-            self.holder.tagger = Tagger(catalog)
+            self.holder.use_catalog(catalog)
             self.generation += 1
             self._count("loaded")
             logger.info(

@@ -9,6 +9,7 @@ import time
 from types import FrameType
 
 from falco_risk.admission import Admission
+from falco_risk.auth import TokenSource, bearer_check
 from falco_risk.catalog import Catalog
 from falco_risk.config import Config
 from falco_risk.console import ConsoleSink
@@ -20,6 +21,7 @@ from falco_risk.receivers.grpc import GrpcReceiver
 from falco_risk.receivers.http import HttpReceiver
 from falco_risk.reload import CatalogReloader
 from falco_risk.telemetry import Telemetry
+from falco_risk.tls import ClientTls, ServerTls
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +41,11 @@ class Server:
         self.pipeline = Pipeline(
             catalog,
             self.sink,
-            Limits(config.forward_max_request_size, config.forward_timeout),
+            Limits(
+                config.forward_max_request_size,
+                config.forward_timeout,
+                config.max_attribute_length,
+            ),
             telemetry,
         )
         self.pipeline.telemetry.detections.series_limit = config.count_series_limit
@@ -48,12 +54,20 @@ class Server:
         )
         telemetry.observe(lambda: self.admission.in_flight, lambda: self.pipeline.tagger.catalog)
         self.readiness = Readiness(self.admission, _next_hop_probe(config, self.sink))
+        server_tls = None
+        if config.tls:
+            server_tls = ServerTls(
+                config.tls_cert_file, config.tls_key_file, config.tls_client_ca_file
+            )
+        auth = bearer_check(config.auth_token_file, config.auth_token)
         self.grpc = GrpcReceiver(
             config.grpc_endpoint,
             self.pipeline,
             self.admission,
             config.max_request_size,
             config.retry_after,
+            tls=server_tls,
+            auth=auth,
         )
         self.http = HttpReceiver(
             config.http_endpoint,
@@ -62,6 +76,8 @@ class Server:
             config.max_request_size,
             config.retry_after,
             ready=self.readiness,
+            tls=server_tls,
+            auth=auth,
         )
         self.metrics.start()
 
@@ -76,14 +92,15 @@ class Server:
             "grpc_endpoint": _address(self.config.grpc_endpoint, self.grpc.port),
             "http_endpoint": _address(self.config.http_endpoint, self.http.port),
             "forward_endpoint": self.sink.endpoint,
-            "tls": _tls_summary(self.config),
+            "tls": "on" if self.config.tls else "off",
+            "security": describe_security(self.config),
             "metrics": self.metrics.describe(),
             "detections": len(detections),
             "catalog_version": catalog.version,
         }
         logger.info(
             "falco-risk listening: OTLP/gRPC on %s, OTLP/HTTP on %s; forwarding to %s; "
-            "tls: %s; metrics: %s; %d detection(s) enabled (catalog %s): %s",
+            "tls: %s (%s); metrics: %s; %d detection(s) enabled (catalog %s): %s",
             *fields.values(),
             ", ".join(d.name for d in detections),
             extra=fields,
@@ -140,11 +157,23 @@ class Server:
 def _make_sink(config: Config) -> Sink:
     if not config.forward_endpoint:
         return ConsoleSink()
+    tls = None
+    if config.forward_uses_tls:
+        tls = ClientTls(
+            config.forward_tls_ca_file, config.forward_tls_cert_file, config.forward_tls_key_file
+        )
+    token = None
+    if config.forward_auth_token_file:
+        token = TokenSource(config.forward_auth_token_file, name="forward_auth_token")
     return GrpcForwarder(
         config.forward_endpoint,
         max_message_size=config.forward_max_request_size * 2,
         retry_after=config.retry_after,
         compression=config.forward_compression,
+        tls=tls,
+        server_name=config.forward_tls_server_name,
+        headers=config.forward_headers,
+        token=token,
     )
 
 
@@ -154,9 +183,31 @@ def _next_hop_probe(config: Config, sink: Sink) -> NextHopProbe | None:
     return NextHopProbe(sink.channel, sink.endpoint)
 
 
-def _tls_summary(config: Config) -> str:
-    """What the start-up log says about TLS; "off" until TLS settings exist."""
-    return "off"
+def describe_security(config: Config) -> str:
+    """One line saying which protections are on, naming files but never secrets."""
+    if config.tls:
+        receive = f"TLS with {config.tls_cert_file}"
+        if config.tls_client_ca_file:
+            receive += f", client certificates required (CA {config.tls_client_ca_file})"
+    else:
+        receive = "plaintext"
+    if config.auth_token_file:
+        token = f"bearer token from {config.auth_token_file}"
+    elif config.auth_token:
+        token = "bearer token from FALCO_RISK_AUTH_TOKEN"
+    else:
+        token = "no token"
+    if not config.forward_endpoint:
+        forward = "none (stdout)"
+    elif config.forward_uses_tls:
+        forward = "TLS" + (" with a client certificate" if config.forward_tls_cert_file else "")
+    else:
+        forward = "plaintext"
+    if config.forward_auth_token_file:
+        forward += ", bearer token"
+    if config.forward_headers:
+        forward += f", headers {', '.join(sorted(config.forward_headers))}"
+    return f"receivers {receive}, {token}; next hop {forward}"
 
 
 def _address(endpoint: str, port: int) -> str:

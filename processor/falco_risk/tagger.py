@@ -20,9 +20,9 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from falco_risk import attributes as attr
 from falco_risk.catalog import Catalog
 from falco_risk.detection import Detection
-from falco_risk.enrich import MISSING, extract, render
+from falco_risk.enrich import DEFAULT_MAX_VALUE_LENGTH, MISSING, extract, render
 from falco_risk.falco import FalcoAlert, FieldValue, MalformedAlertError, read_alert
-from falco_risk.otlp_values import kvlist_to_dict, set_attributes, to_python
+from falco_risk.otlp_values import AttributeValue, kvlist_to_dict, set_attributes, to_python
 from falco_risk.suppress import Suppression
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 MAX_COUNT_VALUE_LENGTH = 256
 
 CountKey = tuple[str, str, tuple[tuple[str, str], ...]]
+
+# Room for the framing of a record, its scope and its resource in a request.
+_FRAMING = 3 * 6
 
 
 @dataclass
@@ -46,6 +49,9 @@ class TagTally:
     suppressed: dict[tuple[str, str], int] = field(default_factory=dict)
     # (detection id, detection name, count_by pairs) -> tagged records.
     counts: dict[CountKey, int] = field(default_factory=dict)
+    # Matching records left untagged because the tag would have made them
+    # larger than the next hop accepts.
+    oversize: int = 0
 
 
 @dataclass(frozen=True)
@@ -68,8 +74,15 @@ class Verdict:
 class Tagger:
     """Finds the records a catalog matches and adds the winning detection's attributes."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        max_value_length: int = DEFAULT_MAX_VALUE_LENGTH,
+        max_record_size: int | None = None,
+    ) -> None:
         self.catalog = catalog
+        self.max_value_length = max_value_length
+        self.max_record_size = max_record_size
         self._detections = catalog.enabled
         needles = catalog.needles
         self._needles = None if needles is None else tuple(needles)
@@ -94,16 +107,28 @@ class Tagger:
             resource: dict[str, object] | None = None
             for scope_logs in resource_logs.scope_logs:
                 tally.records += len(scope_logs.log_records)
+                room = self._room(resource_logs.resource.ByteSize() + scope_logs.scope.ByteSize())
                 for record in scope_logs.log_records:
                     if not self.may_match(record.SerializeToString()):
                         continue
                     if resource is None:
                         resource = kvlist_to_dict(resource_logs.resource.attributes)
-                    self._tag_record(record, resource, tally, now)
+                    self._tag_record(record, resource, tally, now, room)
         return tally
 
+    def _room(self, headers: int) -> int | None:
+        """Bytes a record may take so that it still travels in a request of its own."""
+        if self.max_record_size is None:
+            return None
+        return self.max_record_size - headers - _FRAMING
+
     def _tag_record(
-        self, record: LogRecord, resource: dict[str, object], tally: TagTally, now: float
+        self,
+        record: LogRecord,
+        resource: dict[str, object],
+        tally: TagTally,
+        now: float,
+        room: int | None,
     ) -> None:
         try:
             alert = read_alert(to_python(record.body), kvlist_to_dict(record.attributes))
@@ -127,9 +152,12 @@ class Tagger:
             return
 
         fields = extract(winner, alert)
-        values = render(winner, fields)
+        values = render(winner, fields, self.max_value_length)
         if len(verdict.matched) > 1:
             values[attr.MATCHED_DETECTIONS] = [d.name for d in verdict.matched]
+        if room is not None and _grows_past(record, values, room):
+            tally.oversize += 1
+            return
         set_attributes(record, values)
         tally.tagged[winner.id] = tally.tagged.get(winner.id, 0) + 1
         if winner.count_by:
@@ -196,3 +224,17 @@ def _count_pairs(
         value = MISSING if found is None else found.value[:MAX_COUNT_VALUE_LENGTH]
         pairs.append((name, value))
     return tuple(pairs)
+
+
+def _grows_past(record: LogRecord, values: dict[str, AttributeValue], room: int) -> bool:
+    """True when adding ``values`` would take a record that fits ``room`` past it.
+
+    The added size is measured on an empty record, which overstates it when
+    a key is replaced rather than added; erring that way keeps the bound.
+    """
+    size = record.ByteSize()
+    if size > room:
+        return False
+    probe = LogRecord()
+    set_attributes(probe, values)
+    return size + probe.ByteSize() > room

@@ -123,6 +123,12 @@ class Telemetry:
             unit="{record}",
             description="Records that looked like Falco alerts but could not be read.",
         )
+        self.records_untagged_oversize = Total(
+            meter,
+            "falco_risk.records.untagged_oversize",
+            unit="{record}",
+            description="Matching records forwarded untagged: the tag would exceed the size limit.",
+        )
         self.records_forwarded = Total(
             meter,
             "falco_risk.records.forwarded",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
+import sys
 import threading
 import zlib
 from collections.abc import Callable
@@ -20,11 +22,14 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 
 from falco_risk import otlp_json
 from falco_risk.admission import Admission
+from falco_risk.auth import BearerCheck
 from falco_risk.config import split_endpoint
 from falco_risk.outcome import Outcome, invalid
 from falco_risk.pipeline import Pipeline
+from falco_risk.receivers.drain import Drainer
 from falco_risk.receivers.grpc import _overloaded
-from falco_risk.telemetry import REFUSED_BAD_DATA, REFUSED_OVERLOAD, REFUSED_SIZE
+from falco_risk.telemetry import REFUSED_AUTH, REFUSED_BAD_DATA, REFUSED_OVERLOAD, REFUSED_SIZE
+from falco_risk.tls import ServerTls
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +43,15 @@ _SOCKET_TIMEOUT_SECONDS = 60
 _DRAIN_LIMIT = 16 * 1024 * 1024
 # How quickly the accept loop notices a shutdown request.
 _POLL_SECONDS = 0.1
+# A TLS client gets this long to finish its handshake.
+_HANDSHAKE_SECONDS = 10
+# Open connections allowed per admitted request: idle keep-alive connections
+# hold a thread each, and past this bound new ones are answered 503 at once.
+_CONNECTIONS_PER_SLOT = 4
+_BUSY_RESPONSE = (
+    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: %d\r\n"
+    b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+)
 
 
 class RequestTooLargeError(ValueError):
@@ -57,11 +71,71 @@ class _Context:
     max_request_size: int
     retry_after: float
     ready: Callable[[], bool]
+    auth: BearerCheck | None
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 makes the kernel drop connections
+    # under a burst, which clients see as resets rather than a 503.
+    request_queue_size = 1024
     context: _Context
+    tls: ServerTls | None = None
+    max_connections = 0
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.drainer = Drainer()
+        self._connections = 0
+        self._connections_lock = threading.Lock()
+
+    def process_request(self, request: _Request, client_address: _Address) -> None:
+        # Runs on the accept loop: a connection past the bound is answered
+        # here, without a thread, and closed.
+        with self._connections_lock:
+            busy = self._connections >= self.max_connections
+            if not busy:
+                self._connections += 1
+        if busy:
+            connection = cast(socket.socket, request)
+            _answer_busy(connection, self.context.retry_after)
+            self.drainer.add(connection)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: _Request, client_address: _Address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._connections_lock:
+                self._connections -= 1
+
+    def finish_request(self, request: _Request, client_address: _Address) -> None:
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        # The handshake runs on the connection's own thread, so a slow or
+        # silent client delays nobody else.
+        plain = cast(socket.socket, request)
+        plain.settimeout(_HANDSHAKE_SECONDS)
+        try:
+            secure = self.tls.ssl_context().wrap_socket(plain, server_side=True)
+        except (ssl.SSLError, OSError):
+            # Plaintext clients, unknown client certificates and dropped
+            # handshakes end here; the client sees the connection close.
+            return
+        try:
+            super().finish_request(secure, client_address)
+        finally:
+            self.shutdown_request(secure)
+
+    def handle_error(self, request: _Request, client_address: _Address) -> None:
+        # A client that goes away mid-reply is not falco-risk's error.
+        logger.debug("connection from %s ended: %r", client_address, sys.exc_info()[1])
+
+
+_Request = socket.socket | tuple[bytes, socket.socket]
+_Address = tuple[str, int] | str
 
 
 class _IPv6Server(_Server):
@@ -79,12 +153,18 @@ class HttpReceiver:
         max_request_size: int,
         retry_after: float,
         ready: Callable[[], bool],
+        tls: ServerTls | None = None,
+        auth: BearerCheck | None = None,
     ) -> None:
         self.endpoint = endpoint
         host, port = split_endpoint(endpoint)
         server_class = _IPv6Server if ":" in host else _Server
         self._server = server_class((host, port), _OtlpHandler)
-        self._server.context = _Context(pipeline, admission, max_request_size, retry_after, ready)
+        self._server.context = _Context(
+            pipeline, admission, max_request_size, retry_after, ready, auth
+        )
+        self._server.tls = tls
+        self._server.max_connections = admission.limit * _CONNECTIONS_PER_SLOT
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -100,6 +180,7 @@ class HttpReceiver:
         """Stop accepting connections; requests already being handled finish on their threads."""
         self._server.shutdown()
         self._server.server_close()
+        self._server.drainer.stop()
 
 
 class _OtlpHandler(BaseHTTPRequestHandler):
@@ -110,6 +191,16 @@ class _OtlpHandler(BaseHTTPRequestHandler):
     @property
     def context(self) -> _Context:
         return cast(_Server, self.server).context
+
+    def finish(self) -> None:
+        super().finish()
+        if self.close_connection:
+            # The request may be partly unread; a copy of the socket goes to
+            # the drainer so this thread is free at once.
+            connection = self.connection
+            self.server.drainer.add(  # type: ignore[attr-defined]
+                socket.fromfd(connection.fileno(), connection.family, connection.type)
+            )
 
     def log_message(self, format: str, *args: object) -> None:
         # One line per request would flood the log; statuses are counted instead.
@@ -135,6 +226,16 @@ class _OtlpHandler(BaseHTTPRequestHandler):
             self._reply_text(HTTPStatus.NOT_FOUND, "not found")
             return
 
+        auth = self.context.auth
+        if auth is not None and not auth.allows(self.headers.get("Authorization")):
+            # The body is not read: an unauthenticated client may not make
+            # falco-risk receive megabytes.
+            self.close_connection = True
+            self.context.pipeline.telemetry.refused(REFUSED_AUTH, "http")
+            outcome = Outcome(grpc.StatusCode.UNAUTHENTICATED, "a valid bearer token is required")
+            self._reply_outcome(outcome, PROTOBUF)
+            return
+
         media_type = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if media_type not in (PROTOBUF, JSON):
             self.context.pipeline.telemetry.refused(REFUSED_BAD_DATA, "http")
@@ -158,6 +259,16 @@ class _OtlpHandler(BaseHTTPRequestHandler):
         self._method_not_allowed()
 
     def _handle_export(self, media_type: str) -> Outcome:
+        # Admission comes before the body is read, so that memory holds at
+        # most max_in_flight bodies however many clients send at once.
+        with self.context.admission.slot() as admitted:
+            if admitted:
+                return self._read_and_export(media_type)
+        self.close_connection = True
+        self.context.pipeline.telemetry.refused(REFUSED_OVERLOAD, "http")
+        return _overloaded(self.context.retry_after, self.context.admission.draining)
+
+    def _read_and_export(self, media_type: str) -> Outcome:
         try:
             body = self._read_body()
         except RequestTooLargeError as exc:
@@ -181,11 +292,7 @@ class _OtlpHandler(BaseHTTPRequestHandler):
                 self.context.pipeline.telemetry.refused(REFUSED_BAD_DATA, "http")
                 return invalid(str(exc))
 
-        with self.context.admission.slot() as admitted:
-            if admitted:
-                return self.context.pipeline.export(body, None, "http")
-        self.context.pipeline.telemetry.refused(REFUSED_OVERLOAD, "http")
-        return _overloaded(self.context.retry_after, self.context.admission.draining)
+        return self.context.pipeline.export(body, None, "http")
 
     def _read_body(self) -> bytes:
         encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
@@ -269,6 +376,8 @@ class _OtlpHandler(BaseHTTPRequestHandler):
         retry_after = outcome.retry_after_header()
         if retry_after is not None:
             self.send_header("Retry-After", retry_after)
+        if outcome.code is grpc.StatusCode.UNAUTHENTICATED:
+            self.send_header("WWW-Authenticate", 'Bearer realm="falco-risk"')
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
@@ -288,6 +397,15 @@ class _OtlpHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+def _answer_busy(connection: socket.socket, retry_after: float) -> None:
+    """Send a 503 without blocking the accept loop; a client not reading loses it."""
+    try:
+        connection.setblocking(False)
+        connection.send(_BUSY_RESPONSE % max(1, round(retry_after)))
+    except OSError:
+        pass
 
 
 def _gunzip(data: bytes, limit: int) -> bytes:
