@@ -23,6 +23,9 @@ from falco_risk.tls import ClientTls
 
 logger = logging.getLogger(__name__)
 
+_RECONNECT_INITIAL_MS = 250
+_RECONNECT_MAX_MS = 5000
+
 EXPORT_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 
 
@@ -60,6 +63,12 @@ class GrpcForwarder:
         self._options: list[tuple[str, object]] = [
             ("grpc.max_send_message_length", max_message_size),
             ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+            # gRPC's default reconnect back-off grows to two minutes; after the
+            # next hop comes back the upstream's retries would keep getting
+            # UNAVAILABLE until then. Reconnect within a few seconds instead.
+            ("grpc.initial_reconnect_backoff_ms", _RECONNECT_INITIAL_MS),
+            ("grpc.max_reconnect_backoff_ms", _RECONNECT_MAX_MS),
+            ("grpc.min_reconnect_backoff_ms", _RECONNECT_INITIAL_MS),
         ]
         if server_name:
             self._options.append(("grpc.ssl_target_name_override", server_name))
