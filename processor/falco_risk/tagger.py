@@ -130,18 +130,45 @@ class Tagger:
         now: float,
         room: int | None,
     ) -> None:
+        values = self.attributes_for(
+            to_python(record.body),
+            kvlist_to_dict(record.attributes),
+            resource,
+            tally,
+            now,
+            None if room is None else (record.ByteSize(), room),
+        )
+        if values is not None:
+            set_attributes(record, values)
+
+    def attributes_for(
+        self,
+        body: object,
+        attributes: Mapping[str, object],
+        resource: Mapping[str, object],
+        tally: TagTally,
+        now: float | None = None,
+        fit: tuple[int, int] | None = None,
+    ) -> dict[str, AttributeValue] | None:
+        """The attributes a record with this body and these attributes gets, or None.
+
+        Counts the record in ``tally`` (tagged, suppressed, malformed, left
+        untagged for size) but does not change it, so a decoded record and
+        one read from the wire get the very same values. ``fit`` is the
+        record's size and the room it must fit in after tagging.
+        """
         try:
-            alert = read_alert(to_python(record.body), kvlist_to_dict(record.attributes))
+            alert = read_alert(body, attributes)
         except MalformedAlertError as exc:
             tally.malformed += 1
             tally.last_error = str(exc)
-            return
+            return None
         except Exception as exc:
             tally.malformed += 1
             tally.last_error = f"unexpected {type(exc).__name__}: {exc}"
-            return
+            return None
         if alert is None:
-            return
+            return None
 
         verdict = self.judge(alert, resource, now)
         for detection, suppression in verdict.suppressed:
@@ -149,20 +176,20 @@ class Tagger:
             tally.suppressed[pair] = tally.suppressed.get(pair, 0) + 1
         winner = verdict.winner
         if winner is None:
-            return
+            return None
 
         fields = extract(winner, alert)
         values = render(winner, fields, self.max_value_length)
         if len(verdict.matched) > 1:
             values[attr.MATCHED_DETECTIONS] = [d.name for d in verdict.matched]
-        if room is not None and _grows_past(record, values, room):
+        if fit is not None and _grows_past(*fit, values):
             tally.oversize += 1
-            return
-        set_attributes(record, values)
+            return None
         tally.tagged[winner.id] = tally.tagged.get(winner.id, 0) + 1
         if winner.count_by:
             key = (winner.id, winner.name, _count_pairs(winner, fields))
             tally.counts[key] = tally.counts.get(key, 0) + 1
+        return values
 
     def judge(
         self, alert: FalcoAlert, resource: Mapping[str, object], now: float | None = None
@@ -226,13 +253,12 @@ def _count_pairs(
     return tuple(pairs)
 
 
-def _grows_past(record: LogRecord, values: dict[str, AttributeValue], room: int) -> bool:
-    """True when adding ``values`` would take a record that fits ``room`` past it.
+def _grows_past(size: int, room: int, values: dict[str, AttributeValue]) -> bool:
+    """True when adding ``values`` would take a record of ``size`` that fits ``room`` past it.
 
     The added size is measured on an empty record, which overstates it when
     a key is replaced rather than added; erring that way keeps the bound.
     """
-    size = record.ByteSize()
     if size > room:
         return False
     probe = LogRecord()
