@@ -1,0 +1,1 @@
+"""Real peers on loopback for tests: capture servers, rotel, otelcol and the sidecar."""
