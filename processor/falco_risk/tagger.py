@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -11,7 +12,7 @@ from falco_risk.catalog import Catalog
 from falco_risk.detection import Detection
 from falco_risk.enrich import extract, render
 from falco_risk.falco import FalcoAlert, MalformedAlertError, read_alert
-from falco_risk.otlp_values import kvlist_to_dict, set_attributes, to_python
+from falco_risk.otlp_values import AttributeValue, kvlist_to_dict, set_attributes, to_python
 
 
 @dataclass
@@ -55,24 +56,43 @@ class Tagger:
         return tally
 
     def _tag_record(self, record: LogRecord, resource: dict[str, object], tally: TagTally) -> None:
+        values = self.attributes_for(
+            to_python(record.body), kvlist_to_dict(record.attributes), resource, tally
+        )
+        if values is not None:
+            set_attributes(record, values)
+
+    def attributes_for(
+        self,
+        body: object,
+        attributes: Mapping[str, object],
+        resource: dict[str, object],
+        tally: TagTally,
+    ) -> dict[str, AttributeValue] | None:
+        """The attributes a record with this body and these attributes gets, or None.
+
+        Counts the record in ``tally`` (tagged or malformed); it does not
+        change the record, so a decoded record and one read from the wire
+        get the very same values.
+        """
         try:
-            alert = read_alert(to_python(record.body), kvlist_to_dict(record.attributes))
+            alert = read_alert(body, attributes)
         except MalformedAlertError as exc:
             tally.malformed += 1
             tally.last_error = str(exc)
-            return
+            return None
         except Exception as exc:
             tally.malformed += 1
             tally.last_error = f"unexpected {type(exc).__name__}: {exc}"
-            return
+            return None
         if alert is None:
-            return
+            return None
 
         detection = self.match(alert, resource)
         if detection is None:
-            return
-        set_attributes(record, render(detection, extract(detection, alert)))
+            return None
         tally.tagged[detection.id] = tally.tagged.get(detection.id, 0) + 1
+        return render(detection, extract(detection, alert))
 
     def match(self, alert: FalcoAlert, resource: dict[str, object]) -> Detection | None:
         """The first detection in catalog order that matches the alert, if any."""
