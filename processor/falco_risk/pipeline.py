@@ -1,9 +1,11 @@
 """One export request, from the bytes received to the answer owed upstream.
 
 The steps: search the raw bytes for the catalog's needles; when none is there,
-forward the bytes as received. Otherwise decode once, tag the matching records,
-encode once, split to the next hop's limit, forward, and answer only after the
-next hop has answered.
+forward the bytes as received. Otherwise read and tag only the records that
+hold a needle, straight from the bytes (wire_tagger), split to the next hop's
+limit, forward, and answer only after the next hop has answered. Requests
+whose framing that cannot follow, and requests larger than the next hop's
+limit, are decoded once, tagged, encoded once and split instead.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from falco_risk.outcome import Outcome, invalid, ok
 from falco_risk.split import split_request
 from falco_risk.tagger import Tagger, TagTally
 from falco_risk.telemetry import Telemetry
+from falco_risk.wire import WireError
+from falco_risk.wire_tagger import WireTagger
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +52,7 @@ class Pipeline:
         self, catalog: Catalog, sink: Sink, limits: Limits, telemetry: Telemetry | None = None
     ) -> None:
         self.tagger = Tagger(catalog)
+        self._wire = WireTagger(self.tagger)
         self.sink = sink
         self.limits = limits
         self.telemetry = telemetry or Telemetry()
@@ -61,8 +66,10 @@ class Pipeline:
 
         tagger = self.tagger
         small = len(raw) <= self.limits.forward_max_request_size
-        if small and not tagger.may_match(raw):
-            return self._send([raw], timeout, records=None)
+        if small:
+            outcome = self._export_wire(raw, timeout, protocol)
+            if outcome is not None:
+                return outcome
 
         try:
             request = ExportLogsServiceRequest.FromString(raw)
@@ -81,6 +88,30 @@ class Pipeline:
             pieces = split_request(request, self.limits.forward_max_request_size)
         else:
             pieces = [raw]
+        return self._send(pieces, timeout, records=tally.records)
+
+    def _export_wire(self, raw: bytes, timeout: float | None, protocol: str) -> Outcome | None:
+        """Tag and forward without decoding the request; None when it must be decoded."""
+        try:
+            tagged = self._wire.tag(raw)
+        except WireError:
+            return None
+        except Exception:
+            logger.exception("tagging failed; forwarding the request as received")
+            return self._send([raw], timeout, records=None)
+        if tagged is None:
+            return self._send([raw], timeout, records=None)
+
+        payload, tally = tagged
+        limit = self.limits.forward_max_request_size
+        if len(payload) <= limit:
+            pieces = [payload]
+        else:
+            try:
+                pieces = split_request(ExportLogsServiceRequest.FromString(payload), limit)
+            except DecodeError:
+                return None
+        self._count(tally, protocol)
         return self._send(pieces, timeout, records=tally.records)
 
     def _send(self, pieces: list[bytes], timeout: float | None, records: int | None) -> Outcome:
