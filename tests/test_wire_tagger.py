@@ -12,6 +12,7 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
+from falco_risk import wire_tagger
 from falco_risk.catalog import load_catalog
 from falco_risk.tagger import Tagger, TagTally
 from falco_risk.wire import WireError, framed
@@ -66,6 +67,15 @@ def _unicode_record() -> LogRecord:
     return log_record(alert.json())
 
 
+def _framing_bytes_record() -> LogRecord:
+    """A shell alert whose other fields are full of 0x12, the byte that starts a record."""
+    record = log_record(shell_alert("0123456789af").json())
+    record.time_unix_nano = 0x1212121212121212
+    record.severity_number = 0x12
+    record.attributes.add(key="\x12", value=to_any_value(b"\x12\x12" * 200))
+    return record
+
+
 # One of each shape the data path meets, named for failure messages.
 RECORDS: dict[str, LogRecord] = {
     "shell json": log_record(shell_alert("0123456789a0").json()),
@@ -79,6 +89,13 @@ RECORDS: dict[str, LogRecord] = {
     "shell already tagged": _already_tagged_record(),
     "shell unicode": _unicode_record(),
     "shell no attributes": LogRecord(body=to_any_value(shell_alert("0123456789a4").json())),
+    "shell among framing bytes": _framing_bytes_record(),
+    "phrase after framing bytes": LogRecord(
+        body=to_any_value(b"\x12\x7f\x12" + SHELL_PHRASE.encode())
+    ),
+    "phrase after many false starts": LogRecord(
+        body=to_any_value(b"\x12\x80\x08" * 100 + SHELL_PHRASE.encode() + b"." * 1500)
+    ),
     "shell truncated": log_record(shell_alert("0123456789a5").json()[:-60]),
     "shell internal": log_record(
         json.dumps(
@@ -108,6 +125,7 @@ TAGGED = {
     "shell already tagged",
     "shell unicode",
     "shell no attributes",
+    "shell among framing bytes",
 }
 
 
@@ -197,6 +215,35 @@ def test_wire_tagger_matches_decoding_on_any_arrangement(groups: list[list[list[
     result = wire(raw)
 
     assert_same_as_reference(raw, result)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.sampled_from(sorted(RECORDS)), min_size=1, max_size=12))
+def test_wire_tagger_walking_record_by_record_gives_the_same(names: list[str]) -> None:
+    """The record-by-record walk, used when guesses at record starts fail, agrees too."""
+    raw = request_of([names, names]).SerializeToString()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(wire_tagger, "_locate", lambda *args: False)
+        result = wire(raw)
+
+    assert_same_as_reference(raw, result)
+
+
+def test_wire_tagger_ignores_needles_outside_records() -> None:
+    """The phrase in a resource attribute or a scope name makes no record a candidate."""
+    request = request_of([["plain log", "sensitive file"]])
+    request.resource_logs[0].resource.attributes.add(key="note").value.string_value = SHELL_PHRASE
+    request.resource_logs[0].scope_logs[0].scope.name = SHELL_PHRASE
+    raw = request.SerializeToString()
+
+    result = wire(raw)
+
+    assert result is not None
+    payload, tally = result
+    assert payload == raw
+    assert tally.records == 2
+    assert not tally.tagged
 
 
 def test_wire_tagger_leaves_requests_without_needles_alone() -> None:

@@ -18,6 +18,7 @@ at all, so they are forwarded as received even when they would not decode.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -33,6 +34,7 @@ from falco_risk.wire import (
     AttributeEncoder,
     Span,
     WireError,
+    count_records,
     encode_varint,
     fields,
     length_delimited,
@@ -53,6 +55,9 @@ _BODY_FIELD = 5
 _ATTRIBUTES_FIELD = 6
 _STRING_VALUE_TAG = 0x0A
 _KEY_TAG = 0x0A
+# Wrong guesses at record starts tolerated in one ScopeLogs before walking it
+# record by record instead; only crafted requests get near it.
+_MAX_MISSES = 64
 
 # A view of a part of the request, or new bytes.
 Piece = bytes | memoryview
@@ -212,6 +217,7 @@ class _WireAttributes(Mapping[str, object]):
 def _walk(raw: bytes, hits: tuple[list[int], list[int]] | None) -> _Walk:
     """Count the records and find those holding a hit (all of them when ``hits`` is None)."""
     walk = _Walk()
+    view = memoryview(raw)
     for number, wire_type, header, value in fields(raw, 0, len(raw)):
         if number != 1:
             continue
@@ -226,8 +232,70 @@ def _walk(raw: bytes, hits: tuple[list[int], list[int]] | None) -> _Walk:
             if inner_type != LEN:
                 raise WireError("scope_logs is not length-delimited")
             scope_logs = _span(raw, inner_header, inner_value)
-            _walk_scope(raw, resource_logs, scope_logs, hits, walk)
+            if hits is None or not _locate(raw, view, resource_logs, scope_logs, hits, walk):
+                _walk_scope(raw, resource_logs, scope_logs, hits, walk)
     return walk
+
+
+def _locate(
+    raw: bytes,
+    view: memoryview,
+    resource_logs: Span,
+    scope_logs: Span,
+    hits: tuple[list[int], list[int]],
+    walk: _Walk,
+) -> bool:
+    """Find the records of one ScopeLogs that hold a hit, without a Python loop per record.
+
+    For each hit, the nearest earlier byte 0x12 whose length reaches past
+    the hit is a guess at the record's start; the guess is right exactly
+    when the fields from the last known record end parse up to it (in C,
+    see count_records). The same parses count the records. False when
+    guesses keep failing (then the caller walks the scope record by record).
+    """
+    starts, ends = hits
+    index = bisect_left(starts, scope_logs.start)
+    known = scope_logs.start
+    records = 0
+    found: list[_Candidate] = []
+    misses = 0
+    while starts[index] < scope_logs.end:
+        hit_start, hit_end = starts[index], ends[index]
+        index += 1
+        if hit_start < known or hit_end > scope_logs.end:
+            continue
+        guess = raw.rfind(_LOG_RECORD, known, hit_start)
+        while guess >= known:
+            record = _record_at(raw, guess, hit_end, scope_logs.end)
+            if record is not None:
+                before = count_records(view, known, guess)
+                if before is not None:
+                    records += before + 1
+                    found.append(_Candidate(resource_logs, scope_logs, record))
+                    known = record.end
+                    break
+                misses += 1
+                if misses > _MAX_MISSES:
+                    return False
+            guess = raw.rfind(_LOG_RECORD, known, guess)
+    rest = count_records(view, known, scope_logs.end)
+    if rest is None:
+        raise WireError("scope_logs does not end where its records end")
+    walk.records += records + rest
+    walk.candidates.extend(found)
+    return True
+
+
+def _record_at(raw: bytes, header: int, reach: int, limit: int) -> Span | None:
+    """The log record a 0x12 at ``header`` would frame, if it reaches ``reach`` within ``limit``."""
+    try:
+        size, start = read_varint(raw, header + 1)
+    except WireError:
+        return None
+    end = start + size
+    if end < reach or end > limit:
+        return None
+    return Span(header, start, end)
 
 
 def _walk_scope(
