@@ -8,6 +8,7 @@ import threading
 from types import FrameType
 
 from falco_risk.admission import Admission
+from falco_risk.allocator import keep_large_buffers
 from falco_risk.catalog import Catalog
 from falco_risk.config import Config
 from falco_risk.console import ConsoleSink
@@ -27,6 +28,7 @@ class Server:
         self, config: Config, catalog: Catalog, telemetry: Telemetry | None = None
     ) -> None:
         self.config = config
+        keep_large_buffers()
         self._stopping = threading.Event()
         self._ready = False
         self.sink = _make_sink(config)
