@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -13,7 +14,8 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeL
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from falco_risk import wire_tagger
-from falco_risk.catalog import load_catalog
+from falco_risk.catalog import Catalog, load_catalog
+from falco_risk.match import Phrase
 from falco_risk.tagger import Tagger, TagTally
 from falco_risk.wire import WireError, framed
 from falco_risk.wire_tagger import WireTagger
@@ -244,6 +246,40 @@ def test_wire_tagger_ignores_needles_outside_records() -> None:
     assert payload == raw
     assert tally.records == 2
     assert not tally.tagged
+
+
+def test_wire_tagger_matches_decoding_when_every_record_is_an_alert() -> None:
+    """Past the first few dozen hits the search changes method; the result does not."""
+    raw = request_of([["shell json", "shell cri line"] * 40]).SerializeToString()
+
+    result = wire(raw)
+
+    assert_same_as_reference(raw, result)
+    assert result is not None
+    assert sum(result[1].tagged.values()) == 80
+
+
+def test_wire_tagger_finds_every_needle_of_a_catalog() -> None:
+    """Needles that overlap or prefix one another still make every match a candidate."""
+    seed = CATALOG.detections[0]
+    catalog = Catalog(
+        (
+            dataclasses.replace(seed, id="a", condition=Phrase("Sensitive file opened")),
+            dataclasses.replace(seed, id="b", condition=Phrase("A shell")),
+            dataclasses.replace(seed, id="c", condition=Phrase("a shell was spawned")),
+            dataclasses.replace(seed, id="d", condition=Phrase("K8s API Server")),
+        )
+    )
+    names = ["shell json", "sensitive file", "k8s api", "plain log", "shell text"] * 10
+    raw = request_of([names]).SerializeToString()
+    expected_request = ExportLogsServiceRequest.FromString(raw)
+    expected_tally = Tagger(catalog).tag(expected_request)
+
+    result = WireTagger(Tagger(catalog)).tag(raw)
+
+    assert result is not None
+    assert result[0] == expected_request.SerializeToString()
+    assert result[1].tagged == expected_tally.tagged == {"a": 10, "b": 20, "d": 10}
 
 
 def test_wire_tagger_leaves_requests_without_needles_alone() -> None:

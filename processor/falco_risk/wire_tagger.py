@@ -1,6 +1,6 @@
 """Tag the records of a serialized export request without decoding the request.
 
-The lower-cased request is searched for the catalog's needles; only records
+The request is searched for the catalog's needles in any case; only records
 that hold a hit are read, and only those that match are rewritten, their new
 attributes appended as bytes. The result is the request as received with
 those records replaced and the lengths around them adjusted. For a request in
@@ -19,10 +19,11 @@ at all, so they are forwarded as received even when they would not decode.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import re2  # type: ignore[import-untyped]
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
@@ -55,6 +56,9 @@ _BODY_FIELD = 5
 _ATTRIBUTES_FIELD = 6
 _STRING_VALUE_TAG = 0x0A
 _KEY_TAG = 0x0A
+# After this many hits, the rest of the request is searched in a lower-cased
+# copy: cheaper than one RE2 search per hit when every record is an alert.
+_DENSE_HITS = 32
 # Wrong guesses at record starts tolerated in one ScopeLogs before walking it
 # record by record instead; only crafted requests get near it.
 _MAX_MISSES = 64
@@ -87,7 +91,8 @@ class WireTagger:
     def __init__(self, tagger: Tagger) -> None:
         self.tagger = tagger
         needles = tagger.catalog.needles
-        self._needles = None if needles is None else sorted(needles)
+        self._needles = None if needles is None else sorted(needles, key=len)
+        self._search = None if self._needles is None else _needle_search(self._needles)
         self._encoder = AttributeEncoder()
 
     def tag(self, raw: bytes) -> tuple[bytes, TagTally] | None:
@@ -120,29 +125,48 @@ class WireTagger:
         return splice(raw, edits), tally
 
     def _hits(self, raw: bytes) -> tuple[list[int], list[int]] | None:
-        """Start and end offsets of every needle in the lower-cased request, by start.
+        """Start and end offsets of needles in the request, any case, by start.
 
-        Each list ends with a sentinel past the end of the request; None when
-        the catalog has no needles and every record is a candidate.
+        Every needle occurrence wholly inside a record overlaps, at its
+        start, an occurrence listed here that is no longer than it: at each
+        start the shortest needle is listed. Each list ends with a sentinel
+        past the end of the request. None when the catalog has no needles and
+        every record is a candidate.
         """
-        if self._needles is None:
+        if self._search is None:
             return None
-        lowered = raw.lower()
-        found: list[tuple[int, int]] = []
-        for needle in self._needles:
-            width = len(needle)
-            at = lowered.find(needle)
-            while at >= 0:
-                found.append((at, at + width))
-                at = lowered.find(needle, at + 1)
-        if len(self._needles) > 1:
-            found.sort()
+        starts: list[int] = []
+        ends: list[int] = []
+        match = self._search(raw)
+        while match is not None:
+            starts.append(match.start())
+            ends.append(match.end())
+            if len(starts) >= _DENSE_HITS:
+                self._find_lowered(raw, match.start() + 1, starts, ends)
+                break
+            match = self._search(raw, match.start() + 1)
         sentinel = len(raw) + 1
-        starts = [start for start, _ in found]
-        ends = [end for _, end in found]
         starts.append(sentinel)
         ends.append(sentinel)
         return starts, ends
+
+    def _find_lowered(self, raw: bytes, start: int, starts: list[int], ends: list[int]) -> None:
+        """Add the needles from ``start`` on, found in a lower-cased copy.
+
+        One RE2 search per hit costs more than lower-casing the rest of the
+        request once when hits are dense (every record an alert).
+        """
+        assert self._needles is not None
+        lowered = raw[start:].lower()
+        found: list[tuple[int, int]] = []
+        for needle in self._needles:
+            at = lowered.find(needle)
+            while at >= 0:
+                found.append((start + at, start + at + len(needle)))
+                at = lowered.find(needle, at + 1)
+        found.sort()
+        starts.extend(hit for hit, _ in found)
+        ends.extend(end for _, end in found)
 
     def _tag_record(
         self, raw: bytes, record: Span, resource: dict[str, object], tally: TagTally
@@ -179,6 +203,23 @@ class WireTagger:
             return None
         set_attributes(message, values)
         return [message.SerializeToString()]
+
+
+def _needle_search(needles: list[bytes]) -> Callable[..., Any]:
+    """RE2's search for any of ``needles`` in any ASCII case, shortest first at each start.
+
+    One pass over the request whatever the number of needles, without the
+    lower-cased copy. Latin-1 mode reads every byte as one character, so
+    bytes that are not UTF-8 cannot hide a needle; its case folding is a
+    superset of ASCII's, which can only add candidates, never lose one.
+    """
+    options = re2.Options()
+    options.encoding = re2.Options.Encoding.LATIN1
+    options.case_sensitive = False
+    options.never_capture = True
+    options.log_errors = False
+    pattern = b"|".join(re2.escape(needle) for needle in needles)
+    return re2.compile(pattern, options=options).search  # type: ignore[no-any-return]
 
 
 class _WireAttributes(Mapping[str, object]):
