@@ -57,7 +57,8 @@ _ATTRIBUTES_FIELD = 6
 _STRING_VALUE_TAG = 0x0A
 _KEY_TAG = 0x0A
 # After this many hits, the rest of the request is searched in a lower-cased
-# copy: cheaper than one RE2 search per hit when every record is an alert.
+# copy, and records are walked one by one rather than guessed: both cheaper
+# per hit when most records are alerts.
 _DENSE_HITS = 32
 # Wrong guesses at record starts tolerated in one ScopeLogs before walking it
 # record by record instead; only crafted requests get near it.
@@ -105,8 +106,11 @@ class WireTagger:
         if hits is not None and len(hits[0]) == 1:
             return None
 
+        # With many hits, most records are candidates: walking every record
+        # costs less than a guess and a check per hit.
+        guess = hits is not None and len(hits[0]) <= _DENSE_HITS
         try:
-            walk = _walk(raw, hits)
+            walk = _walk(raw, hits, guess)
         except IndexError:
             raise WireError("request ends inside a field") from None
         tally = TagTally(records=walk.records)
@@ -255,8 +259,12 @@ class _WireAttributes(Mapping[str, object]):
         return key in self._values()
 
 
-def _walk(raw: bytes, hits: tuple[list[int], list[int]] | None) -> _Walk:
-    """Count the records and find those holding a hit (all of them when ``hits`` is None)."""
+def _walk(raw: bytes, hits: tuple[list[int], list[int]] | None, guess: bool) -> _Walk:
+    """Count the records and find those holding a hit (all of them when ``hits`` is None).
+
+    With ``guess``, record starts are guessed from the hits and checked
+    (_locate); otherwise, or when guesses fail, every record is walked.
+    """
     walk = _Walk()
     view = memoryview(raw)
     for number, wire_type, header, value in fields(raw, 0, len(raw)):
@@ -273,7 +281,11 @@ def _walk(raw: bytes, hits: tuple[list[int], list[int]] | None) -> _Walk:
             if inner_type != LEN:
                 raise WireError("scope_logs is not length-delimited")
             scope_logs = _span(raw, inner_header, inner_value)
-            if hits is None or not _locate(raw, view, resource_logs, scope_logs, hits, walk):
+            if (
+                hits is None
+                or not guess
+                or not _locate(raw, view, resource_logs, scope_logs, hits, walk)
+            ):
                 _walk_scope(raw, resource_logs, scope_logs, hits, walk)
     return walk
 
