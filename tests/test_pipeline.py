@@ -11,6 +11,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from falco_risk.catalog import load_catalog
 from falco_risk.outcome import Outcome, ok, retry_later
 from falco_risk.pipeline import Limits, Pipeline
+from falco_risk.tagger import Tagger
 from otlp_builders import attributes, falco_json, records, request_with
 
 SHELL = falco_json(
@@ -162,3 +163,44 @@ def test_upstream_deadline_bounds_the_forward_timeout() -> None:
     make_pipeline(sink).export(request_with("x").SerializeToString(), timeout=0.5)
 
     assert 0 < sink.timeouts[0] <= 0.5
+
+
+def test_tagged_request_is_the_bytes_decoding_and_encoding_give() -> None:
+    """Tagging from the wire forwards exactly what decoding, tagging and encoding produce."""
+    sink = RecordingSink()
+    request = request_with("plain", SHELL, "GET / 200", SHELL)
+    expected = ExportLogsServiceRequest()
+    expected.CopyFrom(request)
+    Tagger(load_catalog()).tag(expected)
+
+    make_pipeline(sink).export(request.SerializeToString())
+
+    assert sink.sent == [expected.SerializeToString()]
+
+
+def test_request_that_grows_past_the_limit_when_tagged_is_split() -> None:
+    """A request that fits before tagging but not after goes in pieces, every record tagged."""
+    sink = RecordingSink()
+    raw = request_with(*[SHELL] * 20).SerializeToString()
+
+    make_pipeline(sink, forward_max=len(raw) + 100).export(raw)
+
+    assert len(sink.sent) >= 2
+    assert all(len(piece) <= len(raw) + 100 for piece in sink.sent)
+    forwarded = [r for p in sink.sent for r in records(ExportLogsServiceRequest.FromString(p))]
+    assert len(forwarded) == 20
+    assert all("risk_score" in attributes(r) for r in forwarded)
+
+
+def test_records_without_a_needle_are_forwarded_unread() -> None:
+    """A record holding no needle is not read: bytes invalid as protobuf text pass as received."""
+    sink = RecordingSink()
+    raw = request_with("caf\u00e9 log line", SHELL).SerializeToString()
+    broken = raw.replace("caf\u00e9".encode(), b"caf\xff\xfe")
+
+    outcome = make_pipeline(sink).export(broken)
+
+    assert outcome.ok
+    (sent,) = sink.sent
+    assert b"caf\xff\xfe" in sent
+    assert b"risk_score" in sent

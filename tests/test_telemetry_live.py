@@ -321,6 +321,9 @@ def test_readyz_ignores_the_next_hop_when_not_required(next_hop: CaptureServer) 
     next_hop.stop()
 
     with FalcoRisk(forward_endpoint=endpoint, ready_requires_forward="false") as sidecar:
+        # /healthz answers as soon as the HTTP port listens, a moment before
+        # start-up has finished; readiness follows without the next hop.
+        sidecar.wait_until(lambda: sidecar.get("/readyz") == 200, STARTUP_TIMEOUT_S, "ready")
         status = sidecar.get("/readyz")
 
     assert status == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from falco_risk import attributes as attr
 from falco_risk.detection import Detection
@@ -46,10 +47,50 @@ def render(
         # Splunk's risk events carry threat objects as two parallel multivalue fields.
         result[attr.THREAT_OBJECT] = [value for value, _ in threats]
         result[attr.THREAT_OBJECT_TYPE] = [kind for _, kind in threats]
-    result[attr.RISK_MESSAGE] = _TOKEN.sub(
-        lambda m: values.get(m.group(1), MISSING), detection.message
+    compiled = _compiled(detection)
+    result[attr.RISK_MESSAGE] = "".join(
+        part if is_text else values.get(part, MISSING) for part, is_text in compiled.message
     )
+    result.update(compiled.static)
+    return result
 
+
+@dataclass(frozen=True)
+class _Compiled:
+    """What render() needs of a detection that does not depend on the alert."""
+
+    # Literal text and field names, in order, with True for literal text.
+    message: tuple[tuple[str, bool], ...]
+    # Shared between calls: callers treat rendered values as read-only.
+    static: dict[str, AttributeValue]
+
+
+# Detections are immutable and live as long as their catalog; a detection is
+# compiled once and kept here by id (with the detection itself, so the id
+# cannot be reused while the entry exists).
+_COMPILED: dict[int, tuple[Detection, _Compiled]] = {}
+_COMPILED_LIMIT = 1024
+
+
+def _compiled(detection: Detection) -> _Compiled:
+    entry = _COMPILED.get(id(detection))
+    if entry is not None and entry[0] is detection:
+        return entry[1]
+
+    pieces = _TOKEN.split(detection.message)
+    # split() alternates literal text and the captured field names.
+    message = tuple((piece, i % 2 == 0) for i, piece in enumerate(pieces) if piece or i % 2)
+    compiled = _Compiled(message, _static(detection))
+    if len(_COMPILED) >= _COMPILED_LIMIT:
+        # Catalog reloads leave old detections behind; start over.
+        _COMPILED.clear()
+    _COMPILED[id(detection)] = (detection, compiled)
+    return compiled
+
+
+def _static(detection: Detection) -> dict[str, AttributeValue]:
+    """The attributes that are the same for every alert the detection matches."""
+    result: dict[str, AttributeValue] = {}
     techniques = detection.techniques
     if techniques:
         result[attr.MITRE_ATTACK] = _unique(t.technique_id for t in techniques)

@@ -29,10 +29,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 
-from falco_risk.kv_text import OutputText, read_output
+from falco_risk.kv_text import OutputSplit, OutputText, read_output, split_output
 
 
 class MalformedAlertError(ValueError):
@@ -244,7 +244,7 @@ def _from_mapping(fields: Mapping[str, object], shape: str, host: str | None) ->
     """Build an alert from Falco's JSON keys (a parsed body)."""
     text = _output(fields)
     header = _HEADER_RE.match(text)
-    parsed = _read_output(text, header)
+    parsed = _LazyOutput(_split_output(text, header))
     rule = _optional_text(fields, "rule")
     source = _source(_optional_text(fields, "source"), rule, parsed.message)
     return FalcoAlert(
@@ -258,8 +258,8 @@ def _from_mapping(fields: Mapping[str, object], shape: str, host: str | None) ->
         time=_optional_text(fields, "time") or _group(header, 1),
         shape=shape,
         output_fields=_output_fields(fields.get(_OUTPUT_FIELDS)),
-        text_fields=_text_fields(parsed, source),
-        text_field_origins=_text_origins(parsed),
+        text_fields=_Deferred(lambda: _text_fields(parsed.read(), source)),
+        text_field_origins=_Deferred(lambda: _text_origins(parsed.read())),
     )
 
 
@@ -279,7 +279,7 @@ def _from_attributes(
     else:
         text = line or ""
 
-    parsed = _read_output(text, header)
+    parsed = _LazyOutput(_split_output(text, header))
     rule = _optional_text(attributes, "rule")
     source = _source(_optional_text(attributes, "source"), rule, parsed.message)
     output_fields, origins = _attribute_fields(attributes)
@@ -298,9 +298,9 @@ def _from_attributes(
         ),
         shape="attributes",
         output_fields=output_fields,
-        text_fields=_text_fields(parsed, source),
+        text_fields=_Deferred(lambda: _text_fields(parsed.read(), source)),
         output_field_origins=origins,
-        text_field_origins=_text_origins(parsed),
+        text_field_origins=_Deferred(lambda: _text_origins(parsed.read())),
     )
 
 
@@ -324,9 +324,63 @@ def _from_text(line: str, header: re.Match[str], host: str | None) -> FalcoAlert
     )
 
 
-def _read_output(text: str, header: re.Match[str] | None) -> OutputText:
-    """Read message and fields of an output text, after its header if any."""
-    return read_output(text[header.end() :] if header is not None else text)
+def _split_output(text: str, header: re.Match[str] | None) -> OutputSplit:
+    """Find the message of an output text, after its header if any."""
+    return split_output(text[header.end() :] if header is not None else text)
+
+
+class _LazyOutput:
+    """An output text whose fields are read once, when first needed."""
+
+    __slots__ = ("_read", "_split", "message")
+
+    def __init__(self, split: OutputSplit) -> None:
+        self.message = split.message
+        self._split = split
+        self._read: OutputText | None = None
+
+    def read(self) -> OutputText:
+        if self._read is None:
+            self._read = self._split.read()
+        return self._read
+
+
+class _Deferred(Mapping[str, str]):
+    """A mapping built on first use.
+
+    Reading the output text's fields costs more than the rest of an alert,
+    and alerts with output_fields rarely need them: field() looks there
+    first. So an alert's text fields (and their origins) wait until asked.
+    """
+
+    __slots__ = ("_build", "_built")
+
+    def __init__(self, build: Callable[[], Mapping[str, str]]) -> None:
+        self._build = build
+        self._built: Mapping[str, str] | None = None
+
+    def _mapping(self) -> Mapping[str, str]:
+        if self._built is None:
+            self._built = self._build()
+        return self._built
+
+    def __getitem__(self, key: str) -> str:
+        return self._mapping()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._mapping())
+
+    def __len__(self) -> int:
+        return len(self._mapping())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._mapping()
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        return self._mapping().get(key, default)
+
+    def __repr__(self) -> str:
+        return repr(dict(self._mapping()))
 
 
 def _group(match: re.Match[str] | None, group: int) -> str | None:

@@ -104,25 +104,39 @@ class OutputText(NamedTuple):
     from_container_info: tuple[str, ...]
 
 
+class OutputSplit(NamedTuple):
+    """An output text cut where its field list starts; the fields are not read yet."""
+
+    message: str
+    region: str
+    parenthesised: bool
+
+    def read(self) -> OutputText:
+        """Read the fields (the costly part: a pass over every key) into an OutputText."""
+        if not self.region:
+            return OutputText(self.message, {}, ())
+        # Splitting at ` key=` leaves ["", key, value, key, value, ...].
+        parts = _KEY_RE.split(" " + self.region)
+        fields, derived = _read_fields(parts, self.parenthesised)
+        return OutputText(self.message, fields, derived)
+
+
 def read_output(text: str) -> OutputText:
     """Split `text`, the output after its time and priority, into message and fields."""
+    return split_output(text).read()
+
+
+def split_output(text: str) -> OutputSplit:
+    """Find the message of `text` (the output after its time and priority) only."""
     opener = _OPENER_RE.search(text)
     if opener is not None:
-        message = text[: opener.start()]
-        fields_text = text[opener.end() :]
-        parenthesised = opener.group(1) == "("
-    else:
-        bare = _BARE_RE.search(text)
-        if bare is None:
-            return OutputText(text.strip(), {}, ())
-        message = text[: bare.start()]
-        fields_text = text[bare.end() :]
-        parenthesised = False
-
-    # Splitting at ` key=` leaves ["", key, value, key, value, ...].
-    parts = _KEY_RE.split(" " + fields_text)
-    fields, derived = _read_fields(parts, parenthesised)
-    return OutputText(message.strip(), fields, derived)
+        return OutputSplit(
+            text[: opener.start()].strip(), text[opener.end() :], opener.group(1) == "("
+        )
+    bare = _BARE_RE.search(text)
+    if bare is None:
+        return OutputSplit(text.strip(), "", False)
+    return OutputSplit(text[: bare.start()].strip(), text[bare.end() :], False)
 
 
 def _read_fields(parts: list[str], parenthesised: bool) -> tuple[dict[str, str], tuple[str, ...]]:

@@ -1,9 +1,11 @@
 """One export request, from the bytes received to the answer owed upstream.
 
 The steps: search the raw bytes for the catalog's needles; when none is there,
-forward the bytes as received. Otherwise decode once, tag the matching records,
-encode once, split to the next hop's limit, forward, and answer only after the
-next hop has answered.
+forward the bytes as received. Otherwise read and tag only the records that
+hold a needle, straight from the bytes (wire_tagger), split to the next hop's
+limit, forward, and answer only after the next hop has answered. Requests
+whose framing that cannot follow, and requests larger than the next hop's
+limit, are decoded once, tagged, encoded once and split instead.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from falco_risk.telemetry import (
     TRANSPORT,
     Telemetry,
 )
+from falco_risk.wire import WireError
+from falco_risk.wire_tagger import WireTagger
 
 logger = logging.getLogger(__name__)
 
@@ -80,9 +84,15 @@ class Pipeline:
         One attribute assignment, so a request sees either the old tagger or
         the new one, never a mix.
         """
-        self.tagger = Tagger(
+        tagger = Tagger(
             catalog, self.limits.max_attribute_length, self.limits.forward_max_request_size
         )
+        self._wire = WireTagger(tagger)
+
+    @property
+    def tagger(self) -> Tagger:
+        """The tagger serving new requests."""
+        return self._wire.tagger
 
     def export(self, raw: bytes, timeout: float | None = None, protocol: str = "grpc") -> Outcome:
         """Process one serialized ExportLogsServiceRequest and return the upstream's answer."""
@@ -100,13 +110,14 @@ class Pipeline:
         if not raw:
             return ok(_EMPTY_RESPONSE)
 
-        tagger = self.tagger
+        # One read of the attribute: a catalog reload cannot change it mid-request.
+        wire = self._wire
+        tagger = wire.tagger
         small = len(raw) <= self.limits.forward_max_request_size
-        if small and not tagger.may_match(raw):
-            records = count_records(raw)
-            if records is not None:
-                self.telemetry.records_received.add(records, transport)
-            return self._send([raw], timeout, records=records, undecoded=True)
+        if small:
+            outcome = self._export_wire(wire, raw, timeout, transport)
+            if outcome is not None:
+                return outcome
 
         try:
             request = ExportLogsServiceRequest.FromString(raw)
@@ -126,6 +137,36 @@ class Pipeline:
         else:
             pieces = [raw]
         return self._send(pieces, timeout, records=tally.records)
+
+    def _export_wire(
+        self, wire: WireTagger, raw: bytes, timeout: float | None, transport: dict[str, str]
+    ) -> Outcome | None:
+        """Tag and forward without decoding the request; None when it must be decoded."""
+        try:
+            tagged = wire.tag(raw)
+        except WireError:
+            return None
+        except Exception:
+            # Tagging is best effort; the records themselves must still go on.
+            logger.exception("tagging failed; forwarding the request as received")
+            return self._send([raw], timeout, records=None, undecoded=True)
+        if tagged is None:
+            records = count_records(raw)
+            if records is not None:
+                self.telemetry.records_received.add(records, transport)
+            return self._send([raw], timeout, records=records, undecoded=True)
+
+        payload, tally = tagged
+        limit = self.limits.forward_max_request_size
+        if len(payload) <= limit:
+            pieces = [payload]
+        else:
+            try:
+                pieces = split_request(ExportLogsServiceRequest.FromString(payload), limit)
+            except DecodeError:
+                return None
+        self._count(tally, transport)
+        return self._send(pieces, timeout, records=tally.records, undecoded=True)
 
     def _send(
         self,

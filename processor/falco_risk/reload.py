@@ -30,9 +30,12 @@ Stamp = tuple[tuple[str, int, int, int], ...]
 
 
 class TaggerHolder(Protocol):
-    """Anything that serves requests with a ``tagger`` attribute (the pipeline)."""
+    """Anything that serves requests with a ``tagger`` (the pipeline)."""
 
-    tagger: Tagger
+    @property
+    def tagger(self) -> Tagger:
+        """The tagger serving new requests."""
+        ...
 
     def use_catalog(self, catalog: Catalog) -> None:
         """Serve the next requests with ``catalog``; those in flight keep theirs."""

@@ -9,6 +9,7 @@ import time
 from types import FrameType
 
 from falco_risk.admission import Admission
+from falco_risk.allocator import keep_large_buffers
 from falco_risk.auth import TokenSource, bearer_check
 from falco_risk.catalog import Catalog
 from falco_risk.config import Config
@@ -33,6 +34,7 @@ class Server:
         self, config: Config, catalog: Catalog, telemetry: Telemetry | None = None
     ) -> None:
         self.config = config
+        keep_large_buffers()
         self._stopping = threading.Event()
         self.sink = _make_sink(config)
         self.admission = Admission(config.max_in_flight)

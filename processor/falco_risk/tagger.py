@@ -107,7 +107,7 @@ class Tagger:
             resource: dict[str, object] | None = None
             for scope_logs in resource_logs.scope_logs:
                 tally.records += len(scope_logs.log_records)
-                room = self._room(resource_logs.resource.ByteSize() + scope_logs.scope.ByteSize())
+                room = self.room(resource_logs.resource.ByteSize() + scope_logs.scope.ByteSize())
                 for record in scope_logs.log_records:
                     if not self.may_match(record.SerializeToString()):
                         continue
@@ -116,7 +116,7 @@ class Tagger:
                     self._tag_record(record, resource, tally, now, room)
         return tally
 
-    def _room(self, headers: int) -> int | None:
+    def room(self, headers: int) -> int | None:
         """Bytes a record may take so that it still travels in a request of its own."""
         if self.max_record_size is None:
             return None

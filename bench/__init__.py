@@ -1,0 +1,1 @@
+"""Side-by-side benchmark of falco-risk, a raw-bytes floor and rotel-agent peers."""
