@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from falco_risk.catalog import Catalog
 from falco_risk.forwarder import Sink
 from falco_risk.outcome import Outcome, invalid, ok
-from falco_risk.split import split_request
+from falco_risk.split import split_request, split_serialized
 from falco_risk.tagger import Tagger, TagTally
 from falco_risk.telemetry import Telemetry
 from falco_risk.wire import WireError
@@ -103,14 +103,10 @@ class Pipeline:
             return self._send([raw], timeout, records=None)
 
         payload, tally = tagged
-        limit = self.limits.forward_max_request_size
-        if len(payload) <= limit:
-            pieces = [payload]
-        else:
-            try:
-                pieces = split_request(ExportLogsServiceRequest.FromString(payload), limit)
-            except DecodeError:
-                return None
+        try:
+            pieces = split_serialized(payload, self.limits.forward_max_request_size)
+        except WireError:
+            return None
         self._count(tally, protocol)
         return self._send(pieces, timeout, records=tally.records)
 
