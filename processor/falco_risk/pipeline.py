@@ -27,7 +27,7 @@ from falco_risk.forwarder import Sink
 from falco_risk.outcome import RETRYABLE_CODES, Outcome, invalid, ok
 from falco_risk.rate_limited import RateLimitedWarning
 from falco_risk.record_count import count_records
-from falco_risk.split import split_request
+from falco_risk.split import split_request, split_serialized
 from falco_risk.tagger import Tagger, TagTally
 from falco_risk.telemetry import (
     ERROR_TYPE,
@@ -157,14 +157,10 @@ class Pipeline:
             return self._send([raw], timeout, records=records, undecoded=True)
 
         payload, tally = tagged
-        limit = self.limits.forward_max_request_size
-        if len(payload) <= limit:
-            pieces = [payload]
-        else:
-            try:
-                pieces = split_request(ExportLogsServiceRequest.FromString(payload), limit)
-            except DecodeError:
-                return None
+        try:
+            pieces = split_serialized(payload, self.limits.forward_max_request_size)
+        except WireError:
+            return None
         self._count(tally, transport)
         return self._send(pieces, timeout, records=tally.records, undecoded=True)
 
