@@ -1,21 +1,27 @@
 """Recognise Falco alerts in log records and read them, whatever the body shape.
 
-Four shapes are read: a string body holding Falco's JSON alert ("json"), a
-string body holding a text alert ("text"), a map body the collector parsed
-from that JSON ("map"), and alert keys placed in the record attributes,
-including falcosidekick's OTLP logs output ("attributes").
+Four shapes are read, first match wins: a string body holding Falco's JSON
+alert ("json", also behind a CRI or syslog prefix), a map body the
+collector parsed from that JSON ("map"), alert keys in the record
+attributes ("attributes": `output` with `rule` or `priority`, or `rule` and
+a Falco `priority` with the output text in the body, as falcosidekick's
+OTLP logs output sends it), and a string body holding a text alert
+("text": a Falco time and priority near the start of the line).
 
-Not an alert (None): a record with no Falco time-and-priority header and no
-alert keys, such as Falco's own log lines and other programs' logs.
+Not an alert (None): a record with neither such a header nor such keys:
+Falco's own log lines (including a syscall drop logged, not alerted),
+other programs' logs, empty bodies.  A JSON alert wrapped in another JSON
+object (docker's json-file `{"log": ...}`) is not unwrapped.
 
 Malformed (MalformedAlertError): a record that names itself an alert but
-cannot be read: a `{...}` string holding two of the keys `output`, `rule`,
-`priority`, `output_fields` (or an `output` that starts with a Falco header)
-that is not valid JSON; an alert mapping whose `output` is not a string,
-whose `output_fields` is not a mapping, whose `rule`, `priority`, `source`,
-`hostname` or `time` is a list or mapping, or whose numbers cannot be
-written out.  A text alert whose field list cannot be read is not
-malformed: it is returned with the fields that could be read.
+cannot be read: a `{...}` string that is not valid JSON yet holds two of
+the keys `output`, `rule`, `priority`, `output_fields` or an `output` that
+starts with a Falco header; an alert mapping whose `output` is not a
+string, whose `output_fields` is not a mapping, whose `rule`, `priority`,
+`source`, `hostname` or `time` is a list or a mapping, whose `tags` is
+neither a list nor a string, or that holds a number too long to write
+out.  A text alert whose field list cannot be read is not malformed: it
+comes back with the fields that could be read.
 """
 
 from __future__ import annotations
@@ -103,9 +109,12 @@ _TIME = (
 _HEADER = rf"({_TIME}): ({'|'.join(_PRIORITIES)})(?: |$)"
 _HEADER_RE = re.compile(_HEADER)
 # Unknown prefixes (docker-compose, kubectl --prefix) are skipped by
-# searching for a header that starts a word this far into the line.
-_HEADER_WORD_RE = re.compile(rf"(?<!\S){_HEADER}")
+# looking this far into the line for the seconds and nanoseconds of a Falco
+# time, a cheap search, then for a header that starts a word around them.
 _HEADER_SEARCH_LIMIT = 512
+_SECONDS_RE = re.compile(r":\d{2}\.\d{9}\b")
+_CLOCK_WIDTH = len("HH:MM")
+_ISO_CLOCK_WIDTH = len("YYYY-MM-DDTHH:MM")
 
 _RFC3339 = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)"
 _PREFIX_RE = re.compile(
@@ -123,6 +132,7 @@ _PREFIX_RE = re.compile(
 _JSON_OUTPUT_RE = re.compile(r'"output"\s*:\s*"')
 _JSON_KEYS_RE = re.compile(r'"(output|rule|priority|output_fields)"\s*:')
 
+_ABSENT = frozenset({"", "<NA>"})
 _INTERNAL = "internal"
 _INTERNAL_PREFIXES = ("Falco internal:", "Falco metrics snapshot")
 _OUTPUT_FIELDS = "output_fields"
@@ -163,7 +173,7 @@ def read_alert(body: object, attributes: Mapping[str, object]) -> FalcoAlert | N
 
     header = _find_header(line) if line else None
     if isinstance(attributes, Mapping) and _is_alert_mapping(attributes, header):
-        return _from_attributes(attributes, line, header)
+        return _from_attributes(attributes, line, header, host)
     if line is not None and header is not None:
         return _from_text(line, header, host)
     return None
@@ -179,7 +189,17 @@ def _decode(body: bytes) -> str | None:
 
 def _find_header(line: str) -> re.Match[str] | None:
     """Find Falco's time-and-priority header at or near the start of `line`."""
-    return _HEADER_RE.match(line) or _HEADER_WORD_RE.search(line, 0, _HEADER_SEARCH_LIMIT)
+    header = _HEADER_RE.match(line)
+    seconds = None if header else _SECONDS_RE.search(line, 0, _HEADER_SEARCH_LIMIT)
+    while seconds is not None:
+        for width in (_ISO_CLOCK_WIDTH, _CLOCK_WIDTH):
+            start = seconds.start() - width
+            if start > 0 and line[start - 1] == " ":
+                header = _HEADER_RE.match(line, start)
+                if header is not None:
+                    return header
+        seconds = _SECONDS_RE.search(line, seconds.end(), _HEADER_SEARCH_LIMIT)
+    return header
 
 
 def _is_alert_mapping(fields: Mapping[str, object], header: re.Match[str] | None) -> bool:
@@ -244,7 +264,10 @@ def _from_mapping(fields: Mapping[str, object], shape: str, host: str | None) ->
 
 
 def _from_attributes(
-    attributes: Mapping[str, object], line: str | None, header: re.Match[str] | None
+    attributes: Mapping[str, object],
+    line: str | None,
+    header: re.Match[str] | None,
+    host: str | None,
 ) -> FalcoAlert:
     """Build an alert from attributes, the output text in `output` or the body."""
     if "output" in attributes:
@@ -267,7 +290,7 @@ def _from_attributes(
         priority=_optional_text(attributes, "priority") or _group(header, 2),
         source=source,
         tags=_tags(attributes.get("tags")),
-        hostname=_optional_text(attributes, "hostname"),
+        hostname=_optional_text(attributes, "hostname") or host,
         time=(
             _optional_text(attributes, "time")
             or _optional_text(attributes, "timestamp")
@@ -410,7 +433,11 @@ def _output_fields(value: object) -> dict[str, str]:
 
     fields: dict[str, str] = {}
     for key, raw in value.items():
-        text = _scalar(raw)
+        # Most values are strings; spare them the general conversion.
+        if type(raw) is str:
+            text: str | None = None if raw in _ABSENT or raw.isspace() else raw
+        else:
+            text = _scalar(raw)
         if text is not None and isinstance(key, str):
             fields[key] = text
     return fields
@@ -454,7 +481,7 @@ def _scalar(value: object) -> str | None:
         text = value.decode("utf-8", "replace")
     else:
         text = _json_text(value)
-    if not text or text == "<NA>" or text.isspace():
+    if text in _ABSENT or text.isspace():
         return None
     return text
 

@@ -1,17 +1,20 @@
 """Split a Falco output text into its message and its key=value fields.
 
 A key is a lowercase Falco field name or output label (`user`, `k8s.ns`,
-`evt.arg.flags`, `proc.aname[2]`, `aname[4]`) that starts a word and is
-followed by a single `=`.  So `--log-opt=x`, `(id=abc)`, `FOO=bar` and
-`a==b` never start a field, and a value runs up to the next key, spaces,
-parentheses and pipes included.
+`evt.arg.flags`, `proc.aname[2]`, `aname[4]`) that opens the list or follows
+a space, and is followed by a single `=`.  So `--log-opt=x`, `(id=abc)`,
+`FOO=bar` and `a==b` never start a field, and a value runs up to the next
+key, spaces, parentheses and pipes included.
 
 Command lines are free text: inside the value of a command-like key
 (`command`, `cmdline`, `proc.args`, ...) only a label Falco's rules use, a
 label with an underscore or a field of a Falco field class ends the value,
-so `dd if=/dev/zero of=/tmp/x` stays whole.  The price: a short custom label
-right after a command (`command=ls hash=1`) is read as part of the command,
-and a command holding ` user.name=x` (`git -c user.name=x`) is cut there.
+so `dd if=/dev/zero of=/tmp/x` stays whole.  Syscall argument lists
+(`socket_info=%evt.args`) are read the same way, except that argument names
+(`type`, `proto`, `fd`, ...) do not end them either.  The price: a short
+custom label right after a command (`command=ls hash=1`) is read as part of
+the command, and a command holding ` user.name=x` (`git -c user.name=x`) is
+cut there.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import re
 from typing import NamedTuple
 
 _KEY = r"[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)*(?:\[[^\]\s]*\])?"
-_KEY_RE = re.compile(rf"(?<!\S)({_KEY})=(?!=)")
+_KEY_RE = re.compile(rf" ({_KEY})=(?!=)")
 
 # The field list opens with ` (` (Falco up to 0.40) or ` | ` (0.41 and
 # later).  An old `%container.info` expansion `name (id=abc)` in the message
@@ -35,10 +38,29 @@ _CONTAINER_INFO_RE = re.compile(r"(?:^|\s)(\S+) \(id=([0-9a-f]{12,64}|host)\)$")
 
 _ABSENT = frozenset({"", "<NA>"})
 
-_FREE_FORM = frozenset(
-    {"command", "cmdline", "pcmdline", "proc_pcmdline", "args", "env", "module", "socket_info"}
+# How far a value runs: to any key, to a known key (command lines), or to a
+# known key that is no syscall argument name (syscall argument lists).
+_ANY_KEY, _KNOWN_KEY, _NON_ARGUMENT_KEY = range(3)
+
+_COMMAND_KEYS = frozenset(
+    {"command", "cmdline", "pcmdline", "proc_pcmdline", "args", "env", "module"}
 )
-_FREE_FORM_SUFFIXES = ("cmdline", "args", "exeline")
+_COMMAND_SUFFIXES = ("cmdline", "exeline", "proc.args")
+_ARGUMENT_KEYS = frozenset({"socket_info", "evt.args", "evt_args"})
+_KIND_OF_KEY = {
+    **dict.fromkeys(_COMMAND_KEYS, _KNOWN_KEY),
+    **dict.fromkeys(_ARGUMENT_KEYS, _NON_ARGUMENT_KEY),
+}
+
+# Argument names of syscall events, as `%evt.args` writes them.
+_SYSCALL_ARGUMENTS = frozenset(
+    {
+        "addr", "cmd", "data", "dev", "dirfd", "domain", "fd", "flags", "gid",
+        "ino", "len", "linkpath", "mode", "name", "newdir", "newpath", "olddir",
+        "oldpath", "path", "pid", "proto", "request", "res", "size", "target",
+        "tid", "tuple", "type", "uid",
+    }
+)  # fmt: skip
 
 # First parts of the Falco field names (syscall, k8s audit and plugin
 # sources) that may appear as keys.
@@ -91,8 +113,9 @@ class OutputSplit(NamedTuple):
 
     def read(self) -> OutputText:
         """Read the fields (the costly part: a pass over every key) into an OutputText."""
-        values = _values(self.region, _key_spans(self.region), self.parenthesised)
-        fields, derived = _collect(values)
+        # Splitting at ` key=` leaves ["", key, value, key, value, ...].
+        parts = _KEY_RE.split(" " + self.region)
+        fields, derived = _read_fields(parts, self.parenthesised)
         return OutputText(self.message, fields, derived)
 
 
@@ -114,78 +137,77 @@ def split_output(text: str) -> OutputSplit:
     return OutputSplit(text[: bare.start()].strip(), text[bare.end() :], False)
 
 
-def _key_spans(region: str) -> list[tuple[str, int, int]]:
-    """Return (key, value start, value end) for each field of `region`."""
-    spans: list[tuple[str, int, int]] = []
-    key = ""
-    start = 0
-    free_form = False
-    for match in _KEY_RE.finditer(region):
-        candidate = match.group(1)
-        if free_form and not _ends_free_form(candidate):
-            continue
-        if key:
-            spans.append((key, start, match.start()))
-        key = candidate
-        start = match.end()
-        free_form = candidate in _FREE_FORM or candidate.endswith(_FREE_FORM_SUFFIXES)
-
-    if key:
-        spans.append((key, start, len(region)))
-    return spans
-
-
-def _ends_free_form(key: str) -> bool:
-    """Tell whether `key` ends the value of a command-like key."""
-    base = key.partition("[")[0]
-    if "." in base:
-        return base.partition(".")[0] in _FIELD_CLASSES
-    return base in _LABELS or "_" in base
-
-
-def _values(
-    region: str, spans: list[tuple[str, int, int]], parenthesised: bool
-) -> list[tuple[str, str]]:
-    """Cut the values out of `region`, dropping the list's closing parenthesis."""
-    values: list[tuple[str, str]] = []
-    depth = 1 if parenthesised else 0
-    closed = not parenthesised
-    for key, start, end in spans:
-        value = region[start:end].rstrip()
-        if not closed:
-            depth += value.count("(") - value.count(")")
-            if depth <= 0 and value.endswith(")"):
-                value = value[:-1]
-                closed = True
-            elif depth <= 0:
-                # A lone `)` inside a value: the list is still open.
-                depth = 1
-        elif parenthesised and value.endswith(","):
-            # Comma-separated suffix blocks: `pod_uid=x, pod_name=y`.
-            value = value[:-1]
-        values.append((key, value))
-
-    if not closed and values and values[-1][1].endswith(")"):
-        # Unbalanced `(` in some value: the last `)` closes the list.
-        key, value = values[-1]
-        values[-1] = (key, value[:-1])
-    return values
-
-
-def _collect(values: list[tuple[str, str]]) -> tuple[dict[str, str], tuple[str, ...]]:
-    """Keep the first present value of each key."""
+def _read_fields(parts: list[str], parenthesised: bool) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Keep the first present value of each key of the split field list."""
     fields: dict[str, str] = {}
     derived: tuple[str, ...] = ()
-    for key, raw in values:
-        value = raw.strip()
+    depth = 1 if parenthesised else 0
+    count = len(parts)
+    index = 1
+    while index < count:
+        key = parts[index]
+        value = parts[index + 1]
+        index += 2
+        runs_to = _value_kind(key)
+        while runs_to and index < count and not _ends_value(parts[index], runs_to):
+            # Not a key in this value: put its `key=` text back.
+            value = f"{value} {parts[index]}={parts[index + 1]}"
+            index += 2
+
+        value = value.strip()
+        if depth > 0 and ("(" in value or ")" in value or index >= count):
+            value, depth = _close_list(value, depth, last=index >= count)
+        elif depth == 0 and parenthesised and value.endswith(","):
+            # Comma-separated suffix blocks: `pod_uid=x, pod_name=y`.
+            value = value[:-1].rstrip()
+
         if value.endswith(")") and "(id=" in value:
-            info = _CONTAINER_INFO_RE.search(value)
-            if info is not None:
-                value = value[: info.start()].strip()
-                derived += _add_container_info(fields, info.group(1), info.group(2))
+            value, added = _split_container_info(value, fields)
+            derived += added
         if value not in _ABSENT and key not in fields:
             fields[key] = value
     return fields, derived
+
+
+def _close_list(value: str, depth: int, last: bool) -> tuple[str, int]:
+    """Drop the `)` that closes the field list from `value`; 0 once closed."""
+    depth += value.count("(") - value.count(")")
+    if depth <= 0 and value.endswith(")"):
+        return value[:-1].rstrip(), 0
+    if depth <= 0:
+        # A lone `)` inside a value: the list is still open.
+        depth = 1
+    if last and value.endswith(")"):
+        # Unbalanced `(` in some value: the last `)` closes the list.
+        return value[:-1].rstrip(), 0
+    return value, depth
+
+
+def _value_kind(key: str) -> int:
+    """Tell how far the value of `key` runs."""
+    kind = _KIND_OF_KEY.get(key)
+    if kind is None:
+        return _KNOWN_KEY if key.endswith(_COMMAND_SUFFIXES) else _ANY_KEY
+    return kind
+
+
+def _ends_value(key: str, runs_to: int) -> bool:
+    """Tell whether `key` ends a command line or a syscall argument list."""
+    base = key.partition("[")[0]
+    if "." in base:
+        return base.partition(".")[0] in _FIELD_CLASSES
+    if runs_to == _NON_ARGUMENT_KEY and base in _SYSCALL_ARGUMENTS:
+        return False
+    return base in _LABELS or "_" in base
+
+
+def _split_container_info(value: str, fields: dict[str, str]) -> tuple[str, tuple[str, ...]]:
+    """Cut a glued `name (id=...)` off `value` and record it."""
+    info = _CONTAINER_INFO_RE.search(value)
+    if info is None:
+        return value, ()
+    added = _add_container_info(fields, info.group(1), info.group(2))
+    return value[: info.start()].strip(), added
 
 
 def _add_container_info(fields: dict[str, str], name: str, container_id: str) -> tuple[str, ...]:
