@@ -5,6 +5,13 @@ filelog; processors batch, k8spath, memory_limiter; exporters otlphttp; no
 extensions (so no health_check: readiness is read from its log) and no otlp
 receiver or gRPC exporter. Its own telemetry is switched off so that it opens
 no port besides what the configuration names.
+
+Its otlphttp exporter, observed against HttpCaptureServer: gzip by default;
+HTTP 429, 502, 503 and 504 are retried with back-off and a Retry-After header
+is honoured; 400, 401, 413 and 500 drop the batch at once ("Exporting failed.
+Dropping data."); a partial_success is logged as a warning and not retried.
+On SIGTERM it exits 0 at once and data still failing in the in-memory
+sending queue is dropped.
 """
 
 import importlib.util

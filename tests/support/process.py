@@ -1,5 +1,6 @@
 """A child process in its own process group, its output kept in files."""
 
+import atexit
 import contextlib
 import os
 import re
@@ -55,6 +56,9 @@ class ChildProcess:
                 cwd=self._cwd,
                 start_new_session=True,
             )
+        # A backstop for callers that never reach close(), e.g. a script
+        # ending on an exception; pytest fixtures close explicitly.
+        atexit.register(self._kill_group)
 
     @property
     def started(self) -> bool:
@@ -135,6 +139,7 @@ class ChildProcess:
         """Kill whatever still runs and remove the output files."""
         if self._popen is not None:
             self.kill()
+            atexit.unregister(self._kill_group)
         self._dir.cleanup()
 
     def __enter__(self) -> Self:

@@ -25,6 +25,7 @@ established by short runs against CaptureServer on loopback:
   concurrently (their order at the target is not kept), until
   `--otlp-exporter-retry-max-elapsed-time` (default 300s) after its first
   attempt; then it is dropped with the same log line.
+- A partial_success answer counts as success and is not even logged.
 - A reply slower than `--otlp-exporter-request-timeout` (default 5s) is
   retried as a failure although the target kept the first copy: duplicates.
 - Compression: it always sends gzip; `--otlp-exporter-compression none` and

@@ -59,6 +59,11 @@ def export_with_sdk(
 ) -> bool:
     """Export once with the reference OTLP exporter (its retries included); True on success.
 
+    The gRPC exporter retries CANCELLED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED,
+    ABORTED, OUT_OF_RANGE, UNAVAILABLE and DATA_LOSS up to 6 times within
+    `timeout`, backing off 1, 2, 4... seconds; it takes a server's delay only
+    from a "google.rpc.retryinfo-bin" trailer, not from grpc-status-details-bin.
+
     Args:
         target: host:port for grpc, the full logs URL for http.
     """
