@@ -375,3 +375,15 @@ def test_wire_tagger_leaves_a_record_untagged_when_the_tag_would_not_fit() -> No
     assert result is not None
     assert result[1].oversize == 1
     assert result[0] == raw
+
+
+def test_wire_tagger_refuses_a_candidate_whose_attributes_do_not_decode() -> None:
+    """Attributes the reader needs but that are not UTF-8 send the request to decoding too."""
+    record = log_record(f"no alert here: {SHELL_PHRASE}", attributes={"note": "caf\u00e9"})
+    raw = request_of([[]]).SerializeToString()
+    request = ExportLogsServiceRequest.FromString(raw)
+    request.resource_logs[0].scope_logs[0].log_records.append(record)
+    broken = request.SerializeToString().replace("caf\u00e9".encode(), b"caf\xff\xfe")
+
+    with pytest.raises(WireError):
+        wire(broken)

@@ -153,9 +153,9 @@ class WireTagger:
     def _hits(self, raw: bytes) -> tuple[list[int], list[int]] | None:
         """Start and end offsets of needles in the request, any case, by start.
 
-        Every needle occurrence wholly inside a record overlaps, at its
-        start, an occurrence listed here that is no longer than it: at each
-        start the shortest needle is listed. Each list ends with a sentinel
+        Every offset where some needle starts is listed, with the end of (at
+        least) the shortest needle starting there: a record holds a needle
+        exactly when it holds one of these. Each list ends with a sentinel
         past the end of the request. None when the catalog has no needles and
         every record is a candidate.
         """
@@ -211,14 +211,19 @@ class WireTagger:
             return self._tag_decoded(raw, record, context, tally)
         body, keys, insert = shape
 
+        attributes = _WireAttributes(raw, record)
         values = self.tagger.attributes_for(
             body,
-            _WireAttributes(raw, record),
+            attributes,
             context.resource,
             tally,
             context.now,
             context.fit(record.end - record.start),
         )
+        if attributes.undecodable:
+            # The reader swallowed it as a malformed alert; the decoded path
+            # refuses such a request, and so must this one.
+            raise WireError("a candidate record's attributes do not decode")
         if values is None:
             return None
         if keys and not keys.isdisjoint(values):
@@ -275,16 +280,21 @@ class _WireAttributes(Mapping[str, object]):
     for most candidate records they are never decoded.
     """
 
-    __slots__ = ("_decoded", "_raw", "_record")
+    __slots__ = ("_decoded", "_raw", "_record", "undecodable")
 
     def __init__(self, raw: bytes, record: Span) -> None:
         self._raw = raw
         self._record = record
         self._decoded: dict[str, object] | None = None
+        self.undecodable = False
 
     def _values(self) -> dict[str, object]:
         if self._decoded is None:
-            message = _decode(LogRecord, self._raw, self._record)
+            try:
+                message = _decode(LogRecord, self._raw, self._record)
+            except WireError:
+                self.undecodable = True
+                raise
             self._decoded = kvlist_to_dict(message.attributes)
         return self._decoded
 
