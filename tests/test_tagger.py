@@ -6,10 +6,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from falco_risk.catalog import Catalog, load_catalog
 from falco_risk.detection import RiskObject
-from falco_risk.tagger import Tagger
+from falco_risk.otlp_values import set_attributes
+from falco_risk.tagger import Tagger, _size_bound
 from otlp_builders import attributes, falco_json, records, request_with
 
 SHELL_OUTPUT = (
@@ -271,3 +273,17 @@ def test_counts_are_kept_by_the_count_by_values() -> None:
     assert counted == {"root": 2, "alice": 1}
     (pairs, *_) = [pairs for (_, _, pairs) in tally.counts]
     assert [name for name, _ in pairs] == list(load_catalog().detections[0].count_by)
+
+
+def test_size_bound_is_never_below_the_encoded_size() -> None:
+    """The cheap bound on added attribute bytes is at least what protobuf writes."""
+    values = {
+        "risk_message": "A shell is spawned in the container wéb by user rööt.",
+        "annotations.mitre_attack": ["T1204", "T1059.004"],
+        "empty": "",
+        "none": [],
+    }
+    probe = LogRecord()
+    set_attributes(probe, values)
+
+    assert _size_bound(values) >= probe.ByteSize()
